@@ -1,0 +1,217 @@
+"""Problem 3.1: SGD, SGD+momentum, AdaGrad and Adam on the 784-100-100-10 MLP, tuned on the
+validation split, mean +- std test accuracy over seeds.
+
+    python -m experiments.optim_sweep                      # the full sweep (the main job)
+    python -m experiments.optim_sweep --quick --out /tmp/q # a smoke run
+
+Writes OUT/results.json, train_cost.png, val_accuracy.png, table.md and
+OUT/checkpoints/<optimizer>_seed<k>/ (orbax).
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+
+from tqdm import tqdm
+
+from hw5jax import data as mnist_data
+from hw5jax.cli import ConfigError, parse_config, run_main
+from hw5jax.models.mlp import ACTIVATIONS, MLP
+from hw5jax.optim import OPTIMIZERS, check_name
+from hw5jax.plots import plot_curves
+from hw5jax.results import output_dir, write_json, write_text
+from hw5jax.sweep import grid_points, tune_and_retrain
+from hw5jax.train import Trainer
+
+LAYERS = (784, 100, 100, 10)
+# The homework's results table (Problem 3.1), for the side-by-side.
+HOMEWORK = {
+    "sgd": ("eta = 0.8", 0.9792),
+    "momentum": ("eta = 0.05, momentum = 0.9", 0.9806),
+    "adagrad": ("eta = 0.003, eta_decay = 1e-8", 0.9753),
+    "adam": ("eta = 0.003, betas = (0.9, 0.999), eps = 1e-8", 0.9761),
+}
+
+
+def _grid(default: tuple[float, ...], help_text: str):
+    return field(default=default, metadata={"help": help_text, "metavar": "V,V,..."})
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    out: str | None = field(default=None, metadata={
+        "help": "output directory (default runs/optim_sweep/<UTC time>)", "metavar": "DIR"})
+    epochs: int = field(default=30, metadata={"help": "epochs of every final run"})
+    grid_epochs: int | None = field(default=None, metadata={
+        "help": "epochs of every grid run (default: --epochs)"})
+    seeds: int = field(default=3, metadata={"help": "seeds of the selected setting"})
+    optimizers: tuple[str, ...] = field(default=tuple(OPTIMIZERS), metadata={
+        "help": "optimizers to compare", "metavar": "NAME,NAME,..."})
+    batch_size: int = field(default=128, metadata={"help": "mini-batch size m"})
+    data: str = field(default="auto", metadata={
+        "help": "MNIST source: auto, embedded, tfds, an IDX directory or a .pkl.gz",
+        "metavar": "SOURCE"})
+    activation: str = field(default="relu", metadata={"help": "hidden activation: relu|sigmoid"})
+    lam: float = field(default=0.0, metadata={"help": "L2 strength lambda (Nielsen's λ/2n)"})
+    sgd_grid: tuple[float, ...] = _grid((0.01, 0.03, 0.1, 0.3, 1.0, 3.0), "SGD learning rates")
+    momentum_grid: tuple[float, ...] = _grid((0.001, 0.003, 0.01, 0.03, 0.1, 0.3),
+                                             "momentum learning rates")
+    momentum_mu: tuple[float, ...] = _grid((0.5, 0.9), "momentum coefficients mu")
+    adagrad_grid: tuple[float, ...] = _grid((0.001, 0.003, 0.01, 0.03, 0.1, 0.3),
+                                            "AdaGrad learning rates")
+    adam_grid: tuple[float, ...] = _grid((1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2),
+                                         "Adam learning rates")
+    quick: bool = field(default=False, metadata={
+        "help": "smoke run: 2 grid points per optimizer, 1 seed, 1 epoch"})
+
+    def __post_init__(self):
+        if self.epochs < 1:
+            raise ConfigError(f"--epochs {self.epochs}: must be at least 1")
+        if self.grid_epochs is not None and not 1 <= self.grid_epochs <= self.epochs:
+            raise ConfigError(f"--grid-epochs {self.grid_epochs}: must be in 1..--epochs")
+        if self.seeds < 1:
+            raise ConfigError(f"--seeds {self.seeds}: must be at least 1")
+        if self.batch_size < 1:
+            raise ConfigError(f"--batch-size {self.batch_size}: must be at least 1")
+        if self.lam < 0:
+            raise ConfigError(f"--lam {self.lam}: must be >= 0")
+        if self.activation not in ACTIVATIONS:
+            raise ConfigError(f"--activation {self.activation!r}: use one of "
+                              f"{', '.join(ACTIVATIONS)}")
+        if not self.optimizers:
+            raise ConfigError("--optimizers: name at least one optimizer")
+        for name in self.optimizers:
+            check_name(name)
+        for option in ("sgd_grid", "momentum_grid", "momentum_mu", "adagrad_grid",
+                       "adam_grid"):
+            values = getattr(self, option)
+            flag = "--" + option.replace("_", "-")
+            if not values:
+                raise ConfigError(f"{flag}: give at least one value")
+            bad = [v for v in values if not v > 0] if option != "momentum_mu" else \
+                [v for v in values if not 0 <= v < 1]
+            if bad:
+                allowed = "in [0, 1)" if option == "momentum_mu" else "positive"
+                raise ConfigError(f"{flag}: {bad[0]} is not {allowed}")
+
+    def effective(self) -> SweepConfig:
+        """The config actually run: `--quick` shrinks grids, seeds and epochs."""
+        if not self.quick:
+            return self
+        return SweepConfig(**{
+            **asdict(self), "epochs": 1, "grid_epochs": None, "seeds": 1,
+            "sgd_grid": (0.1, 0.3), "momentum_grid": (0.03,), "momentum_mu": (0.5, 0.9),
+            "adagrad_grid": (0.01, 0.03), "adam_grid": (1e-3, 3e-3), "quick": False})
+
+    def grid(self, name: str) -> list[dict[str, float]]:
+        if name == "momentum":
+            return grid_points({"learning_rate": self.momentum_grid,
+                                "momentum": self.momentum_mu})
+        return grid_points({"learning_rate": getattr(self, f"{name}_grid")})
+
+
+def _fmt_hparams(hparams: dict[str, float]) -> str:
+    names = {"learning_rate": "eta", "momentum": "mu"}
+    return ", ".join(f"{names.get(k, k)} = {v:g}" for k, v in hparams.items())
+
+
+def table(results: dict) -> str:
+    """The results table in Markdown, with the homework's figures beside ours."""
+    seeds = len(results["seeds"])
+    lines = [
+        f"| optimizer | selected (validation) | test accuracy, mean ± std over {seeds} "
+        "seed(s) | homework's setting | homework's test accuracy |",
+        "|---|---|---|---|---|",
+    ]
+    for name, entry in results["optimizers"].items():
+        hw_setting, hw_acc = HOMEWORK.get(name, ("", float("nan")))
+        if entry.get("selected") is None:
+            ours = mine = "all diverged"
+        else:
+            ours = _fmt_hparams(entry["selected"])
+            mine = (f"{100 * entry['test_accuracy_mean']:.2f}% ± "
+                    f"{100 * entry['test_accuracy_std']:.2f}")
+        lines.append(f"| {name} | {ours} | {mine} | {hw_setting} | {100 * hw_acc:.2f}% |")
+    lines.append("")
+    lines.append(
+        f"{results['model']['activation']} MLP {'-'.join(map(str, LAYERS))}, batch "
+        f"{results['batch_size']}, {results['epochs']} epochs, grid scored after "
+        f"{results['grid_epochs']} epochs on validation; wall time "
+        f"{results['wall_seconds']:.0f} s.")
+    return "\n".join(lines) + "\n"
+
+
+def run(config: SweepConfig) -> dict:
+    start = time.perf_counter()
+    requested = config
+    config = config.effective()
+    # Everything that can fail on bad input fails before anything is written.
+    mnist = mnist_data.load_mnist(config.data)
+    source = config.data
+    if source == "auto":
+        source = "embedded" if mnist_data.embedded_path().is_file() else "tfds"
+    out = output_dir(config.out, "optim_sweep")
+    model_fn = functools.partial(MLP, LAYERS, activation=config.activation)
+    grid_epochs = config.grid_epochs or config.epochs
+    seeds = list(range(config.seeds))
+
+    reuse = grid_epochs == config.epochs  # the grid's seed-0 run is that seed's final run
+    finals = config.epochs if (config.seeds > 1 or not reuse) else 0
+    total = len(config.optimizers) * (grid_epochs + finals)
+    bar = tqdm(total=total, unit="epoch", desc="optim_sweep", file=sys.stderr,
+               dynamic_ncols=True)
+
+    def progress(stage, epoch, metrics):
+        bar.set_description(stage)
+        bar.set_postfix(best_val=f"{metrics['val_accuracy'].max():.4f}")
+        bar.update(1)
+
+    results = {
+        "experiment": "optim_sweep",
+        "data": {"source": source, **mnist_data.describe(mnist)},
+        "model": {"layers": list(LAYERS), "activation": config.activation},
+        "epochs": config.epochs,
+        "grid_epochs": grid_epochs,
+        "batch_size": config.batch_size,
+        "lam": config.lam,
+        "seeds": seeds,
+        "quick": requested.quick,
+        "wall_seconds": None,
+        "optimizers": {},
+    }
+    for name in config.optimizers:
+        trainer = Trainer(model_fn, name, batch_size=config.batch_size, lam=config.lam,
+                          n_train=len(mnist.train.labels))
+        results["optimizers"][name] = tune_and_retrain(
+            trainer, mnist, config.grid(name), seeds, config.epochs, grid_epochs=grid_epochs,
+            checkpoint_dir=out / "checkpoints", name=name, progress=progress,
+            metadata={"experiment": "optim_sweep", "model": results["model"],
+                      "batch_size": config.batch_size, "lam": config.lam},
+        )
+        results["optimizers"][name]["homework_test_accuracy"] = HOMEWORK[name][1]
+    bar.close()
+    results["wall_seconds"] = time.perf_counter() - start
+
+    done = {k: v for k, v in results["optimizers"].items() if v.get("selected") is not None}
+    for metric, ylabel, kw in (("train_cost", "training cost (cross-entropy)", {"logy": True}),
+                               ("val_accuracy", "validation accuracy", {})):
+        plot_curves({k: v["history"][metric] for k, v in done.items()}, ylabel=ylabel,
+                    title=f"Problem 3.1: {ylabel} per epoch", path=out / f"{metric}.png", **kw)
+    write_text(out / "table.md", table(results))
+    write_json(out / "results.json", results)
+    return {**results, "out": str(out)}
+
+
+def main(argv: list[str] | None = None) -> None:
+    config = parse_config(SweepConfig, argv, description=__doc__,
+                          prog="python -m experiments.optim_sweep")
+    results = run(config)
+    print(table(results), end="")
+    print(f"results: {results['out']}/results.json")
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,129 @@
+"""What every command line here shares: options derived from a frozen config dataclass, an
+output directory, and errors that end as one clear line.
+
+    @dataclass(frozen=True)
+    class Config:
+        epochs: int = field(default=30, metadata={"help": "training epochs"})
+
+    def main(argv=None):
+        config = parse_config(Config, argv, description=__doc__)
+        ...
+
+    if __name__ == "__main__":
+        run_main(main)
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import types
+import typing
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+C = TypeVar("C")
+
+
+class ConfigError(ValueError):
+    """A command-line or config value that cannot be used."""
+
+
+# Exceptions that mean "bad input", reported as one line (everything else is a bug: traceback).
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from hw5jax.checkpoint import CheckpointError
+    from hw5jax.data import DataError
+
+    errors: list[type[BaseException]] = [ConfigError, DataError, CheckpointError, OSError]
+    for module, name in (("hw5jax.convert", "ConversionError"), ("hw5jax.images", "ImageError")):
+        mod = sys.modules.get(module)
+        if mod is not None and hasattr(mod, name):
+            errors.append(getattr(mod, name))
+    return tuple(errors)
+
+
+def run_main(main: Callable[[list[str] | None], Any], argv: list[str] | None = None) -> None:
+    """Run a CLI's `main`: bad input ends as `error: ...` on stderr and exit code 2, Ctrl-C as
+    exit code 130; `--debug` anywhere on the command line shows the full traceback instead."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
+    try:
+        main(argv)
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        sys.exit(130)
+    except _user_errors() as err:
+        if debug:
+            raise
+        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        if isinstance(err, OSError) and err.filename:
+            message = f"{err.filename}: {err.strerror or message}"
+        print(f"error: {message}", file=sys.stderr)
+        sys.exit(2)
+
+
+def _option_type(tp: Any) -> tuple[Callable[[str], Any], bool]:
+    """(parser for one string, whether it is a comma-separated tuple)."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        inner = [a for a in typing.get_args(tp) if a is not type(None)]
+        return _option_type(inner[0])
+    if origin is tuple:
+        item, _ = _option_type(typing.get_args(tp)[0])
+        return item, True
+    return tp, False
+
+
+def _parse_bool(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.lower() in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true/false, got {text!r}")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> typing.NoReturn:  # one line, not usage + error
+        self.exit(2, f"error: {message} (see --help)\n")
+
+
+def build_parser(config_cls: type, description: str | None = None,
+                 prog: str | None = None) -> argparse.ArgumentParser:
+    """One `--option` per field of the frozen dataclass `config_cls` (underscores -> dashes);
+    defaults and help come from the fields; tuple fields take comma-separated values; bool
+    fields are flags (`--quick`)."""
+    parser = _Parser(prog=prog, description=description,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    hints = typing.get_type_hints(config_cls)
+    for f in dataclasses.fields(config_cls):
+        if f.metadata.get("cli") is False:
+            continue
+        name = "--" + f.name.replace("_", "-")
+        tp = hints[f.name]
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        help_text = f.metadata.get("help", "")
+        if tp is bool:
+            parser.add_argument(name, action="store_true", help=help_text)
+            continue
+        item, is_tuple = _option_type(tp)
+        item = _parse_bool if item is bool else item
+        shown = ",".join(map(str, default)) if is_tuple else default
+        parser.add_argument(
+            name,
+            type=(lambda s, item=item: tuple(item(v) for v in s.split(",") if v)) if is_tuple
+            else item,
+            default=default,
+            metavar=f.metadata.get("metavar", f.name.upper()),
+            help=f"{help_text} (default: {shown})",
+        )
+    return parser
+
+
+def parse_config(config_cls: type[C], argv: Sequence[str] | None = None,
+                 description: str | None = None, prog: str | None = None) -> C:
+    """Parse `argv` into a `config_cls` instance; the dataclass's `__post_init__` validates.
+    argparse's own usage errors exit with code 2 and one `error:` line, as ours do."""
+    args = build_parser(config_cls, description, prog).parse_args(argv)
+    return config_cls(**vars(args))

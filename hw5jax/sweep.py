@@ -1,0 +1,102 @@
+"""Validation selects, test reports: tune one optimizer on a grid, retrain the best setting
+for every seed, evaluate each final model once on the test split.
+
+The result is one entry of `results.json["optimizers"]` (DESIGN.md's contract):
+    {"grid": [{"hparams", "val_accuracy", "diverged"}], "selected": {...},
+     "test_accuracy": [per seed], "test_accuracy_mean", "test_accuracy_std",
+     "history": {"train_cost": [[per epoch] per seed], "val_accuracy": [[...]]},
+     "checkpoints": [per seed], "seconds": wall time}
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hw5jax import checkpoint
+from hw5jax.data import MNIST
+from hw5jax.train import FitResult, Trainer, accuracy_on, fit_grid
+
+Progress = Callable[[str, int, dict[str, np.ndarray]], None]
+
+
+def grid_points(axes: Mapping[str, Sequence[float]]) -> list[dict[str, float]]:
+    """The cartesian product of hyperparameter axes, e.g. {"learning_rate": [...],
+    "momentum": [0.5, 0.9]} -> [{"learning_rate": .., "momentum": ..}, ...]."""
+    names = list(axes)
+    return [dict(zip(names, map(float, values), strict=True))
+            for values in itertools.product(*(axes[n] for n in names))]
+
+
+def select(results: Sequence[FitResult]) -> int:
+    """Index of the best run by final validation accuracy; diverged runs are never chosen.
+    Returns -1 if every run diverged."""
+    scores = [-np.inf if r.diverged else r.history["val_accuracy"][-1] for r in results]
+    best = int(np.argmax(scores))
+    return -1 if scores[best] == -np.inf else best
+
+
+def tune_and_retrain(trainer: Trainer, data: MNIST, grid: Sequence[Mapping[str, float]],
+                     seeds: Sequence[int], epochs: int, *, grid_epochs: int | None = None,
+                     checkpoint_dir: Path | None = None, name: str = "run",
+                     metadata: Mapping[str, Any] | None = None,
+                     progress: Progress | None = None) -> dict[str, Any]:
+    """Train `grid` on seeds[0] for `grid_epochs` (default `epochs`) as one vmapped program,
+    pick the best on validation, train it for `epochs` on every seed, test each once.
+
+    When the grid ran the full `epochs`, its seeds[0] run *is* that seed's final run (same
+    seed, same arithmetic), so it is reused rather than trained twice.
+    """
+    start = time.perf_counter()
+    grid_epochs = grid_epochs or epochs
+
+    def report(stage: str):
+        return None if progress is None else (lambda e, _s, m: progress(stage, e, m))
+
+    tuned = fit_grid(trainer, data, grid, [seeds[0]] * len(grid), grid_epochs,
+                     on_epoch=report(f"{name}: grid of {len(grid)}"))
+    entry: dict[str, Any] = {
+        "grid": [{"hparams": r.hparams, "val_accuracy": r.history["val_accuracy"][-1],
+                  "diverged": r.diverged} for r in tuned],
+        "grid_epochs": grid_epochs,
+    }
+    best = select(tuned)
+    if best < 0:
+        entry.update(selected=None, error="every grid point diverged")
+        return entry
+    selected = tuned[best].hparams
+    reuse = grid_epochs == epochs
+    todo = list(seeds[1:] if reuse else seeds)
+    finals = [tuned[best]] if reuse else []
+    if todo:
+        finals += fit_grid(trainer, data, [selected] * len(todo), todo, epochs,
+                           on_epoch=report(f"{name}: {len(todo)} seed(s)"))
+    test = [accuracy_on(trainer, r.state, data.test) for r in finals]
+    paths = []
+    for result, acc in zip(finals, test, strict=True):
+        if checkpoint_dir is not None:
+            path = checkpoint_dir / f"{name}_seed{result.seed}"
+            checkpoint.save(path, result.state, {
+                **(metadata or {}), "name": name, "optimizer": trainer.optimizer,
+                "hparams": result.hparams, "seed": result.seed, "epochs": epochs,
+                "val_accuracy": result.history["val_accuracy"][-1], "test_accuracy": acc,
+                "diverged": result.diverged,
+            })
+            paths.append(str(path))
+    entry.update(
+        selected=selected,
+        seeds=[r.seed for r in finals],
+        test_accuracy=test,
+        test_accuracy_mean=float(np.mean(test)),
+        test_accuracy_std=float(np.std(test)),
+        diverged=[r.diverged for r in finals],
+        history={k: [r.history[k] for r in finals] for k in ("train_cost", "val_accuracy")},
+        checkpoints=paths,
+        seconds=time.perf_counter() - start,
+    )
+    return entry

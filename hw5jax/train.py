@@ -1,0 +1,271 @@
+"""The one training loop of the project: pure, jitted steps; an epoch is one `lax.scan`.
+
+    trainer = Trainer(partial(MLP, activation="relu"), "adam")
+    result = fit(trainer, mnist, {"learning_rate": 1e-3}, seed=0, epochs=30)
+    result.history["val_accuracy"]            # one value per epoch
+    results = fit_grid(trainer, mnist, [{"learning_rate": lr} for lr in grid], seeds=[0]*6)
+
+State is a plain pytree (big_vision style):
+    {"params": nnx.State, "model_state": nnx.State (BatchNorm statistics, if any),
+     "opt_state": optax state (its .hyperparams hold learning rate etc.),
+     "step": int32[], "rng": uint32[2]}
+so the same functions run one model (`jax.jit`) or a stack of runs (`jax.jit(jax.vmap(...))`):
+a learning-rate grid or a set of seeds is one compiled program. The data stay on the device
+as uint8; each step gathers its batch by index and scales it to [0, 1].
+
+The cost is Nielsen's: mean cross-entropy + lam/(2n) * sum of squared weights (kernels only,
+n = training-set size), so plain SGD decays each weight by (1 - eta*lam/n) per step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+from hw5jax.data import MNIST, Split
+from hw5jax.optim import full_hparams, make_optimizer
+
+State = dict[str, Any]
+Metrics = dict[str, jax.Array]
+# (key, images float32[B, 28, 28, 1] in [0, 1]) -> images of the same shape; training only.
+Augment = Callable[[jax.Array, jax.Array], jax.Array]
+
+
+def _is_kernel(path) -> bool:
+    return any(getattr(k, "key", getattr(k, "name", None)) == "kernel" for k in path)
+
+
+def l2_penalty(params: Any) -> jax.Array:
+    """Sum of squared weights (kernels; not biases or BatchNorm scales)."""
+    leaves = [leaf for path, leaf in jax.tree_util.tree_leaves_with_path(params)
+              if _is_kernel(path)]
+    return sum((jnp.sum(jnp.square(w)) for w in leaves), jnp.zeros((), jnp.float32))
+
+
+def as_float(images: jax.Array) -> jax.Array:
+    """uint8 pixels -> float32 in [0, 1]."""
+    return images.astype(jnp.float32) / 255.0
+
+
+class Trainer:
+    """Everything static about a training run: model, optimizer (by name), batch size, L2,
+    augmentation, label smoothing. Hyperparameter *values* (learning rate, momentum) and the
+    seed are data, given to `init`, so one compiled program serves a whole grid."""
+
+    def __init__(self, model_fn: Callable[..., nnx.Module], optimizer: str, *,
+                 batch_size: int = 128, lam: float = 0.0, n_train: int = 50_000,
+                 augment: Augment | None = None, label_smoothing: float = 0.0,
+                 eval_batch_size: int = 2_000):
+        self.model_fn = model_fn
+        self.optimizer = optimizer
+        self.tx = make_optimizer(optimizer)  # its update reads hyperparams from the state
+        self.batch_size = batch_size
+        self.lam = lam
+        self.n_train = n_train
+        self.augment = augment
+        self.label_smoothing = label_smoothing
+        self.eval_batch_size = eval_batch_size
+        abstract = nnx.eval_shape(lambda: model_fn(rngs=nnx.Rngs(0)))
+        self.graphdef = nnx.split(abstract, nnx.Param, ...)[0]
+        # Compiled once per Trainer (and per input shape); vmapped twins for grids/seeds.
+        self.init_jit = jax.jit(self.init)
+        self.init_many = jax.jit(jax.vmap(self.init))
+        self.epoch_jit = jax.jit(self.epoch, donate_argnums=0)
+        self.epoch_many = jax.jit(jax.vmap(self.epoch, in_axes=(0, None, None)),
+                                  donate_argnums=0)
+        self.evaluate_jit = jax.jit(self.evaluate)
+        self.evaluate_many = jax.jit(jax.vmap(self.evaluate, in_axes=(0, None, None)))
+
+    def abstract_state(self) -> State:
+        """Shapes and dtypes of a state (no arrays allocated): the target for restoring a
+        checkpoint with `hw5jax.checkpoint.restore(path, like=trainer.abstract_state())`."""
+        hparams = {k: jnp.float32(v) for k, v in full_hparams(self.optimizer, {}).items()}
+        return jax.eval_shape(self.init, jnp.uint32(0), hparams)
+
+    # ------------------------------------------------------------------ pure functions
+
+    def init(self, seed: jax.Array, hparams: Mapping[str, jax.Array]) -> State:
+        """A fresh run: parameters from `seed`, optimizer state carrying `hparams`."""
+        init_key, rng = jax.random.split(jax.random.PRNGKey(seed))
+        model = self.model_fn(rngs=nnx.Rngs(init_key))
+        _, params, model_state = nnx.split(model, nnx.Param, ...)
+        opt_state = make_optimizer(self.optimizer, **hparams).init(params)
+        return {"params": params, "model_state": model_state, "opt_state": opt_state,
+                "step": jnp.zeros((), jnp.int32), "rng": rng}
+
+    def apply(self, params, model_state, images: jax.Array, *, train: bool,
+              key: jax.Array | None = None) -> tuple[jax.Array, Any]:
+        """logits float[B, 10] and the model state after the call (BatchNorm updates it in
+        training mode only)."""
+        model = nnx.merge(self.graphdef, params, model_state, copy=True)
+        rngs = nnx.Rngs(dropout=key) if key is not None else None
+        logits = model(images, train=train, rngs=rngs)
+        return logits, nnx.split(model, nnx.Param, ...)[2]
+
+    def cost(self, params, model_state, images, labels, key) -> tuple[jax.Array, Any]:
+        """Training cost of one batch: C0 (cross-entropy) + lam/(2n) sum w^2."""
+        logits, model_state = self.apply(params, model_state, images, train=True, key=key)
+        if self.label_smoothing:
+            targets = optax.smooth_labels(jax.nn.one_hot(labels, logits.shape[-1]),
+                                          self.label_smoothing)
+            c0 = optax.softmax_cross_entropy(logits, targets).mean()
+        else:
+            c0 = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+        if self.lam:
+            c0 = c0 + self.lam / (2 * self.n_train) * l2_penalty(params)
+        return c0, model_state
+
+    def train_step(self, state: State, images: jax.Array, labels: jax.Array,
+                   key: jax.Array) -> tuple[State, jax.Array]:
+        """One optimizer step on a batch (uint8 images). Returns (new state, batch cost)."""
+        aug_key, dropout_key = jax.random.split(key)
+        x = as_float(images)
+        if self.augment is not None:
+            x = self.augment(aug_key, x)
+        (cost, model_state), grads = jax.value_and_grad(self.cost, has_aux=True)(
+            state["params"], state["model_state"], x, labels, dropout_key)
+        updates, opt_state = self.tx.update(grads, state["opt_state"], state["params"])
+        params = optax.apply_updates(state["params"], updates)
+        return {**state, "params": params, "model_state": model_state, "opt_state": opt_state,
+                "step": state["step"] + 1}, cost
+
+    def epoch(self, state: State, images: jax.Array, labels: jax.Array) -> tuple[State, Metrics]:
+        """One pass over shuffled training data, as one `lax.scan` of `train_step`.
+
+        images: uint8[N, 28, 28, 1], labels: int32[N]; the last N % batch_size examples of
+        each shuffle are left out of that epoch (a different few every epoch).
+        Metrics: mean training cost over the epoch, and whether all parameters are finite.
+        """
+        n = images.shape[0]
+        steps = n // self.batch_size
+        rng, perm_key, step_key = jax.random.split(state["rng"], 3)
+        order = jax.random.permutation(perm_key, n)[: steps * self.batch_size]
+        order = order.reshape(steps, self.batch_size)
+
+        def body(state, xs):
+            idx, i = xs
+            return self.train_step(state, images[idx], labels[idx],
+                                   jax.random.fold_in(step_key, i))
+
+        state, costs = jax.lax.scan(body, {**state, "rng": rng}, (order, jnp.arange(steps)))
+        finite = jnp.all(jnp.array([jnp.all(jnp.isfinite(p))
+                                    for p in jax.tree.leaves(state["params"])]))
+        return state, {"train_cost": costs.mean(), "finite": finite & jnp.isfinite(costs).all()}
+
+    def evaluate(self, state: State, images: jax.Array, labels: jax.Array) -> Metrics:
+        """Accuracy and mean cross-entropy in evaluation mode (BatchNorm running averages),
+        in chunks of `eval_batch_size` (the last one zero-padded and masked)."""
+        n = images.shape[0]
+        chunk = min(self.eval_batch_size, n)
+        pad = (-n) % chunk
+        x = jnp.pad(images, [(0, pad)] + [(0, 0)] * (images.ndim - 1))
+        y = jnp.pad(labels, (0, pad))
+        mask = jnp.arange(n + pad) < n
+
+        def one(xs):
+            xb, yb, mb = xs
+            logits, _ = self.apply(state["params"], state["model_state"], as_float(xb),
+                                   train=False)
+            ce = optax.softmax_cross_entropy_with_integer_labels(logits, yb)
+            return (jnp.sum((logits.argmax(-1) == yb) & mb), jnp.sum(jnp.where(mb, ce, 0.0)))
+
+        shape = (-1, chunk)
+        correct, ce = jax.lax.map(one, (x.reshape(shape + x.shape[1:]), y.reshape(shape),
+                                        mask.reshape(shape)))
+        return {"accuracy": correct.sum() / n, "cost": ce.sum() / n}
+
+
+# ---------------------------------------------------------------------- the loop
+
+
+@dataclass
+class FitResult:
+    """One run: final state, per-epoch history, and whether it diverged (NaN/inf)."""
+
+    state: State
+    hparams: dict[str, float]
+    seed: int
+    history: dict[str, list[float]] = field(default_factory=dict)
+    diverged: bool = False
+
+
+def device_split(split: Split) -> tuple[jax.Array, jax.Array]:
+    return jnp.asarray(split.images), jnp.asarray(split.labels)
+
+
+OnEpoch = Callable[[int, State, dict[str, np.ndarray]], None]
+
+
+def _loop(epoch_fn, evaluate_fn, state: State, data: MNIST, epochs: int, start_epoch: int,
+          on_epoch: OnEpoch | None) -> tuple[State, dict[str, np.ndarray], np.ndarray]:
+    """Epochs `start_epoch+1 .. epochs`: a scanned pass over `data.train`, then validation.
+    Returns the state, the history (arrays [epochs, ...]) and which runs stayed finite."""
+    train_x, train_y = device_split(data.train)
+    val_x, val_y = device_split(data.val)
+    history: dict[str, list[np.ndarray]] = {"train_cost": [], "val_accuracy": []}
+    finite = None
+    for epoch in range(start_epoch + 1, epochs + 1):
+        state, metrics = epoch_fn(state, train_x, train_y)
+        val = evaluate_fn(state, val_x, val_y)
+        row = {"train_cost": np.asarray(metrics["train_cost"]),
+               "val_accuracy": np.asarray(val["accuracy"])}
+        ok = np.asarray(metrics["finite"])
+        finite = ok if finite is None else finite & ok
+        for k, v in row.items():
+            history[k].append(v)
+        if on_epoch is not None:
+            on_epoch(epoch, state, {**row, "finite": finite})
+    return state, {k: np.stack(v) for k, v in history.items()}, finite
+
+
+def fit_grid(trainer: Trainer, data: MNIST, hparams: Sequence[Mapping[str, float]],
+             seeds: Sequence[int], epochs: int, *,
+             on_epoch: OnEpoch | None = None) -> list[FitResult]:
+    """Train len(seeds) runs at once (run i: `hparams[i]`, `seeds[i]`) as one vmapped program.
+
+    Each epoch: one scanned pass over `data.train`, then validation accuracy. A run whose cost
+    or parameters become NaN/inf is marked diverged; it never stops the others.
+    `on_epoch(epoch, stacked_state, metrics)` is called after each epoch (1-based epoch;
+    metrics are numpy arrays with one entry per run).
+    """
+    if len(hparams) != len(seeds):
+        raise ValueError(f"{len(hparams)} hparam sets for {len(seeds)} seeds")
+    full = [full_hparams(trainer.optimizer, hp) for hp in hparams]
+    stacked = {k: jnp.array([hp[k] for hp in full], jnp.float32) for k in full[0]}
+    state = trainer.init_many(jnp.array(seeds, jnp.uint32), stacked)
+    state, history, finite = _loop(trainer.epoch_many, trainer.evaluate_many, state, data,
+                                   epochs, 0, on_epoch)
+    return [
+        FitResult(
+            state=jax.tree.map(lambda leaf, i=i: leaf[i], state),
+            hparams=full[i],
+            seed=int(seeds[i]),
+            history={k: v[:, i].tolist() for k, v in history.items()},
+            diverged=not bool(finite[i]),
+        )
+        for i in range(len(seeds))
+    ]
+
+
+def fit(trainer: Trainer, data: MNIST, hparams: Mapping[str, float], *, seed: int = 0,
+        epochs: int, on_epoch: OnEpoch | None = None) -> FitResult:
+    """Train one run (not vmapped): the same arithmetic as one entry of `fit_grid`."""
+    full = full_hparams(trainer.optimizer, hparams)
+    state = trainer.init_jit(jnp.uint32(seed), {k: jnp.float32(v) for k, v in full.items()})
+    state, history, finite = _loop(trainer.epoch_jit, trainer.evaluate_jit, state, data,
+                                   epochs, 0, on_epoch)
+    return FitResult(state, full, seed, {k: v.tolist() for k, v in history.items()},
+                     diverged=not bool(finite))
+
+
+def accuracy_on(trainer: Trainer, state: State, split: Split) -> float:
+    """Accuracy of one trained state on a split (used once per final model, on test)."""
+    x, y = device_split(split)
+    return float(trainer.evaluate_jit(state, x, y)["accuracy"])

