@@ -56,16 +56,26 @@ def as_float(images: jax.Array) -> jax.Array:
 
 class Trainer:
     """Everything static about a training run: model, optimizer (by name), batch size, L2,
-    augmentation, label smoothing. Hyperparameter *values* (learning rate, momentum) and the
-    seed are data, given to `init`, so one compiled program serves a whole grid."""
+    augmentation, label smoothing, learning-rate schedule, weight averaging.
+    Hyperparameter *values* (learning rate, momentum) and the seed are data, given to
+    `init`, so one compiled program serves a whole grid.
+
+    schedule: step -> factor multiplying every update (e.g. `optax.cosine_decay_schedule(1.0,
+    total_steps)`), on top of the learning rate in the optimizer state.
+    ema_decay: keep an exponential moving average of the parameters (Polyak averaging);
+    evaluation then uses the average, training the raw parameters.
+    """
 
     def __init__(self, model_fn: Callable[..., nnx.Module], optimizer: str, *,
                  batch_size: int = 128, lam: float = 0.0, n_train: int = 50_000,
                  augment: Augment | None = None, label_smoothing: float = 0.0,
+                 schedule: optax.Schedule | None = None, ema_decay: float | None = None,
                  eval_batch_size: int = 2_000):
         self.model_fn = model_fn
         self.optimizer = optimizer
-        self.tx = make_optimizer(optimizer)  # its update reads hyperparams from the state
+        self.schedule = schedule
+        self.ema_decay = ema_decay
+        self.tx = self.make_tx({})  # its update reads hyperparams from the state
         self.batch_size = batch_size
         self.lam = lam
         self.n_train = n_train
@@ -91,14 +101,27 @@ class Trainer:
 
     # ------------------------------------------------------------------ pure functions
 
+    def make_tx(self, hparams: Mapping[str, Any]) -> optax.GradientTransformation:
+        tx = make_optimizer(self.optimizer, **hparams)
+        if self.schedule is not None:
+            tx = optax.chain(tx, optax.scale_by_schedule(self.schedule))
+        return tx
+
     def init(self, seed: jax.Array, hparams: Mapping[str, jax.Array]) -> State:
         """A fresh run: parameters from `seed`, optimizer state carrying `hparams`."""
         init_key, rng = jax.random.split(jax.random.PRNGKey(seed))
         model = self.model_fn(rngs=nnx.Rngs(init_key))
         _, params, model_state = nnx.split(model, nnx.Param, ...)
-        opt_state = make_optimizer(self.optimizer, **hparams).init(params)
-        return {"params": params, "model_state": model_state, "opt_state": opt_state,
-                "step": jnp.zeros((), jnp.int32), "rng": rng}
+        state = {"params": params, "model_state": model_state,
+                 "opt_state": self.make_tx(hparams).init(params),
+                 "step": jnp.zeros((), jnp.int32), "rng": rng}
+        if self.ema_decay is not None:
+            state["ema"] = jax.tree.map(jnp.copy, params)
+        return state
+
+    def eval_params(self, state: State):
+        """The parameters evaluation uses: the running average if there is one."""
+        return state.get("ema", state["params"])
 
     def apply(self, params, model_state, images: jax.Array, *, train: bool,
               key: jax.Array | None = None) -> tuple[jax.Array, Any]:
@@ -133,8 +156,11 @@ class Trainer:
             state["params"], state["model_state"], x, labels, dropout_key)
         updates, opt_state = self.tx.update(grads, state["opt_state"], state["params"])
         params = optax.apply_updates(state["params"], updates)
-        return {**state, "params": params, "model_state": model_state, "opt_state": opt_state,
-                "step": state["step"] + 1}, cost
+        new = {**state, "params": params, "model_state": model_state, "opt_state": opt_state,
+               "step": state["step"] + 1}
+        if self.ema_decay is not None:
+            new["ema"] = optax.incremental_update(params, state["ema"], 1.0 - self.ema_decay)
+        return new, cost
 
     def epoch(self, state: State, images: jax.Array, labels: jax.Array) -> tuple[State, Metrics]:
         """One pass over shuffled training data, as one `lax.scan` of `train_step`.
@@ -171,8 +197,8 @@ class Trainer:
 
         def one(xs):
             xb, yb, mb = xs
-            logits, _ = self.apply(state["params"], state["model_state"], as_float(xb),
-                                   train=False)
+            logits, _ = self.apply(self.eval_params(state), state["model_state"],
+                                   as_float(xb), train=False)
             ce = optax.softmax_cross_entropy_with_integer_labels(logits, yb)
             return (jnp.sum((logits.argmax(-1) == yb) & mb), jnp.sum(jnp.where(mb, ce, 0.0)))
 
