@@ -1,0 +1,70 @@
+"""The main job's command line: bad input ends as one line and writes nothing; --quick runs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from experiments import optim_sweep
+from hw5jax.cli import run_main
+
+
+def run_cli(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        run_main(optim_sweep.main, argv)
+    err = capsys.readouterr().err.strip()
+    return exit_info.value.code, err
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--optimizers", "sgd,rmsprop"], "unknown optimizer 'rmsprop'"),
+    (["--epochs", "0"], "--epochs 0: must be at least 1"),
+    (["--sgd-grid=0.1,-0.3"], "--sgd-grid: -0.3 is not positive"),
+    (["--momentum-mu=0.5,1.2"], "--momentum-mu: 1.2 is not in [0, 1)"),
+    (["--seeds", "0"], "--seeds 0: must be at least 1"),
+    (["--epochs", "three"], "invalid int value"),
+    (["--data", "/no/such/mnist"], "unknown data source"),
+])
+def test_bad_input_is_one_line_nonzero_exit_and_nothing_written(argv, message, tmp_path,
+                                                                  capsys):
+    out = tmp_path / "out"
+    code, err = run_cli([*argv, "--out", str(out)], capsys)
+    assert code == 2
+    assert len(err.splitlines()) == 1 and err.startswith("error:") and message in err, err
+    assert not out.exists()
+
+
+@pytest.mark.mnist
+def test_out_that_is_a_file_is_refused(mnist, tmp_path, capsys):
+    target = tmp_path / "file"
+    target.write_text("keep me")
+    code, err = run_cli(["--quick", "--optimizers", "sgd", "--out", str(target)], capsys)
+    assert code == 2 and "is not a directory" in err and len(err.splitlines()) == 1
+    assert target.read_text() == "keep me"
+
+
+@pytest.mark.mnist
+def test_quick_sweep_writes_the_contracted_results(mnist, tmp_path, capsys):
+    out = tmp_path / "sweep"
+    run_main(optim_sweep.main, ["--quick", "--optimizers", "sgd,adam", "--out", str(out)])
+    assert f"results: {out}/results.json" in capsys.readouterr().out
+    results = json.loads((out / "results.json").read_text())
+    assert results["experiment"] == "optim_sweep"
+    assert results["data"] == {"source": "embedded", "train": 50_000, "val": 10_000,
+                               "test": 10_000}
+    assert results["model"]["layers"] == [784, 100, 100, 10]
+    assert results["seeds"] == [0] and results["epochs"] == 1
+    assert set(results["optimizers"]) == {"sgd", "adam"}
+    for entry in results["optimizers"].values():
+        assert len(entry["grid"]) == 2
+        assert entry["selected"] in [g["hparams"] for g in entry["grid"]]
+        best = max(g["val_accuracy"] for g in entry["grid"] if not g["diverged"])
+        assert entry["history"]["val_accuracy"][0][-1] == best
+        assert len(entry["test_accuracy"]) == 1 and entry["test_accuracy_mean"] > 0.9
+        assert len(entry["history"]["train_cost"][0]) == 1
+    for name in ("train_cost.png", "val_accuracy.png", "table.md"):
+        assert (out / name).stat().st_size > 0
+    assert "97.92%" in (out / "table.md").read_text()  # the homework's figure beside ours
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["adam_seed0",
+                                                                       "sgd_seed0"]
