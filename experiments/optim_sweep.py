@@ -11,19 +11,16 @@ OUT/checkpoints/<optimizer>_seed<k>/ (orbax).
 from __future__ import annotations
 
 import functools
-import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, replace
 
-from tqdm import tqdm
-
-from hw5jax import data as mnist_data
 from hw5jax.cli import ConfigError, parse_config, run_main
-from hw5jax.models.mlp import ACTIVATIONS, MLP
+from hw5jax.experiment import MLPConfig, Progress, check_positive, prepare
+from hw5jax.models.mlp import MLP
 from hw5jax.optim import check_name
 from hw5jax.plots import plot_curves
-from hw5jax.results import output_dir, write_json, write_text
-from hw5jax.sweep import grid_points, tune_and_retrain
+from hw5jax.results import write_json, write_text
+from hw5jax.sweep import grid_points, progress_ticks, tune_and_retrain
 from hw5jax.train import Trainer
 
 LAYERS = (784, 100, 100, 10)
@@ -41,21 +38,9 @@ def _grid(default: tuple[float, ...], help_text: str):
 
 
 @dataclass(frozen=True)
-class SweepConfig:
-    out: str | None = field(default=None, metadata={
-        "help": "output directory (default runs/optim_sweep/<UTC time>)", "metavar": "DIR"})
-    epochs: int = field(default=30, metadata={"help": "epochs of every final run"})
-    grid_epochs: int | None = field(default=None, metadata={
-        "help": "epochs of every grid run (default: --epochs)"})
-    seeds: int = field(default=3, metadata={"help": "seeds of the selected setting"})
+class SweepConfig(MLPConfig):
     optimizers: tuple[str, ...] = field(default=tuple(HOMEWORK), metadata={
         "help": "optimizers to compare", "metavar": "NAME,NAME,..."})
-    batch_size: int = field(default=128, metadata={"help": "mini-batch size m"})
-    data: str = field(default="auto", metadata={
-        "help": "MNIST source: auto, embedded, tfds, an IDX directory or a .pkl.gz",
-        "metavar": "SOURCE"})
-    activation: str = field(default="relu", metadata={"help": "hidden activation: relu|sigmoid"})
-    lam: float = field(default=0.0, metadata={"help": "L2 strength lambda (Nielsen's λ/2n)"})
     sgd_grid: tuple[float, ...] = _grid((0.01, 0.03, 0.1, 0.3, 1.0, 3.0), "SGD learning rates")
     momentum_grid: tuple[float, ...] = _grid((0.001, 0.003, 0.01, 0.03, 0.1, 0.3),
                                              "momentum learning rates")
@@ -64,47 +49,24 @@ class SweepConfig:
                                             "AdaGrad learning rates")
     adam_grid: tuple[float, ...] = _grid((1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2),
                                          "Adam learning rates")
-    quick: bool = field(default=False, metadata={
-        "help": "smoke run: 2 grid points per optimizer, 1 seed, 1 epoch"})
 
     def __post_init__(self):
-        if self.epochs < 1:
-            raise ConfigError(f"--epochs {self.epochs}: must be at least 1")
-        if self.grid_epochs is not None and not 1 <= self.grid_epochs <= self.epochs:
-            raise ConfigError(f"--grid-epochs {self.grid_epochs}: must be in 1..--epochs")
-        if self.seeds < 1:
-            raise ConfigError(f"--seeds {self.seeds}: must be at least 1")
-        if self.batch_size < 1:
-            raise ConfigError(f"--batch-size {self.batch_size}: must be at least 1")
-        if self.lam < 0:
-            raise ConfigError(f"--lam {self.lam}: must be >= 0")
-        if self.activation not in ACTIVATIONS:
-            raise ConfigError(f"--activation {self.activation!r}: use one of "
-                              f"{', '.join(ACTIVATIONS)}")
+        super().__post_init__()
         if not self.optimizers:
             raise ConfigError("--optimizers: name at least one optimizer")
         for name in self.optimizers:
             check_name(name)
-        for option in ("sgd_grid", "momentum_grid", "momentum_mu", "adagrad_grid",
-                       "adam_grid"):
-            values = getattr(self, option)
-            flag = "--" + option.replace("_", "-")
-            if not values:
-                raise ConfigError(f"{flag}: give at least one value")
-            bad = [v for v in values if not v > 0] if option != "momentum_mu" else \
-                [v for v in values if not 0 <= v < 1]
-            if bad:
-                allowed = "in [0, 1)" if option == "momentum_mu" else "positive"
-                raise ConfigError(f"{flag}: {bad[0]} is not {allowed}")
+        for option in ("sgd_grid", "momentum_grid", "adagrad_grid", "adam_grid"):
+            check_positive("--" + option.replace("_", "-"), getattr(self, option))
+        check_positive("--momentum-mu", self.momentum_mu, low=None, high=1.0)
 
     def effective(self) -> SweepConfig:
         """The config actually run: `--quick` shrinks grids, seeds and epochs."""
         if not self.quick:
             return self
-        return SweepConfig(**{
-            **asdict(self), "epochs": 1, "grid_epochs": None, "seeds": 1,
-            "sgd_grid": (0.1, 0.3), "momentum_grid": (0.03,), "momentum_mu": (0.5, 0.9),
-            "adagrad_grid": (0.01, 0.03), "adam_grid": (1e-3, 3e-3), "quick": False})
+        return replace(self, epochs=1, grid_epochs=None, seeds=1, sgd_grid=(0.1, 0.3),
+                       momentum_grid=(0.03,), momentum_mu=(0.5, 0.9),
+                       adagrad_grid=(0.01, 0.03), adam_grid=(1e-3, 3e-3), quick=False)
 
     def grid(self, name: str) -> list[dict[str, float]]:
         if name == "momentum":
@@ -148,30 +110,17 @@ def run(config: SweepConfig) -> dict:
     start = time.perf_counter()
     requested = config
     config = config.effective()
-    # Everything that can fail on bad input fails before anything is written.
-    mnist = mnist_data.load_mnist(config.data)
-    source = config.data
-    if source == "auto":
-        source = "embedded" if mnist_data.embedded_path().is_file() else "tfds"
-    out = output_dir(config.out, "optim_sweep")
+    mnist, data_record, out = prepare(config, "optim_sweep")
     model_fn = functools.partial(MLP, LAYERS, activation=config.activation)
     grid_epochs = config.grid_epochs or config.epochs
     seeds = list(range(config.seeds))
 
-    reuse = grid_epochs == config.epochs  # the grid's seed-0 run is that seed's final run
-    finals = config.epochs if (config.seeds > 1 or not reuse) else 0
-    total = len(config.optimizers) * (grid_epochs + finals)
-    bar = tqdm(total=total, unit="epoch", desc="optim_sweep", file=sys.stderr,
-               dynamic_ncols=True)
-
-    def progress(stage, epoch, metrics):
-        bar.set_description(stage)
-        bar.set_postfix(best_val=f"{metrics['val_accuracy'].max():.4f}")
-        bar.update(1)
+    ticks = progress_ticks(config.seeds, config.epochs, grid_epochs)
+    progress = Progress(len(config.optimizers) * ticks, "optim_sweep")
 
     results = {
         "experiment": "optim_sweep",
-        "data": {"source": source, **mnist_data.describe(mnist)},
+        "data": data_record,
         "model": {"layers": list(LAYERS), "activation": config.activation},
         "epochs": config.epochs,
         "grid_epochs": grid_epochs,
@@ -193,7 +142,7 @@ def run(config: SweepConfig) -> dict:
         )
         if name in HOMEWORK:
             results["optimizers"][name]["homework_test_accuracy"] = HOMEWORK[name][1]
-    bar.close()
+    progress.close()
     results["wall_seconds"] = time.perf_counter() - start
 
     done = {k: v for k, v in results["optimizers"].items() if v.get("selected") is not None}

@@ -41,6 +41,13 @@ def select(results: Sequence[FitResult]) -> int:
     return -1 if scores[best] == -np.inf else best
 
 
+def progress_ticks(n_seeds: int, epochs: int, grid_epochs: int | None = None) -> int:
+    """How many times `tune_and_retrain` calls `progress` (once per epoch of each program)."""
+    grid_epochs = grid_epochs or epochs
+    reuse = grid_epochs == epochs
+    return grid_epochs + (epochs if (n_seeds > 1 or not reuse) else 0)
+
+
 def tune_and_retrain(trainer: Trainer, data: MNIST, grid: Sequence[Mapping[str, float]],
                      seeds: Sequence[int], epochs: int, *, grid_epochs: int | None = None,
                      checkpoint_dir: Path | None = None, name: str = "run",
