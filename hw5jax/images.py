@@ -1,0 +1,157 @@
+"""Image files -> AlexNet inputs (Problem 4.2): float32[S, S, 3], ImageNet-normalised, NHWC.
+
+    x = load_image("photo.jpg")                       # [227, 227, 3], centre crop
+    x = load_image("photo.jpg", 224, fit="resize")    # short side -> 224, then centre crop
+    rgb = denormalize(x)                              # back to [0, 1] RGB, for imshow
+
+Fits (how a photo of any size becomes S x S):
+  crop    centre-crop to S x S without scaling; an axis shorter than S is kept whole (the
+          network takes any size >= 63 thanks to its adaptive pool), so the result may be
+          smaller than S x S. Pixels keep their scale: conv1 sees the photo as it is.
+  pad     centre-crop axes longer than S, zero-pad axes shorter than S: always S x S. The
+          padding is zero *after* normalisation, i.e. the ImageNet mean colour: the same
+          "no signal" value the convolutions' own padding uses.
+  resize  scale the short side to S (bilinear, antialiased), then centre-crop: S x S, the
+          whole photo's content (torchvision's Resize + CenterCrop recipe).
+
+Every failure to produce an input (not an image, truncated, too small, decompression bomb, an
+unsupported pixel format) raises `ImageError` naming the file.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from hw5jax.models.alexnet import MIN_INPUT_SIZE
+
+Fit = Literal["crop", "pad", "resize"]
+FITS: tuple[str, ...] = ("crop", "pad", "resize")
+DEFAULT_SIZE = 227
+
+# ImageNet's per-channel RGB statistics (torchvision's pretrained models expect these).
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+
+
+class ImageError(ValueError):
+    """An image file cannot be turned into a network input (the message names the file)."""
+
+
+class ImageTooSmallError(ImageError):
+    """The image is smaller than AlexNet's minimum input (63 x 63) after fitting."""
+
+
+def read_rgb(path: str | os.PathLike) -> np.ndarray:
+    """Decode an image file into float32[H, W, 3] RGB in [0, 1], upright (EXIF orientation
+    applied). Grayscale becomes 3 equal channels; alpha is dropped; 16-bit is scaled by 65535.
+
+    PIL's decompression-bomb limit (`PIL.Image.MAX_IMAGE_PIXELS`) is honoured as an error,
+    not the warning PIL gives below twice the limit.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ImageError(f"{path}: no such image file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                img.load()  # decode now: a truncated file fails here, not later
+                img = ImageOps.exif_transpose(img)
+                return _to_rgb_array(img, path)
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as err:
+        raise ImageError(
+            f"{path}: too many pixels, possible decompression bomb ({err}); raise "
+            "PIL.Image.MAX_IMAGE_PIXELS if the file is trusted"
+        ) from err
+    except UnidentifiedImageError as err:
+        raise ImageError(f"{path}: not an image file PIL can read") from err
+    except (OSError, SyntaxError, ValueError) as err:  # PIL's decoders raise all three
+        if isinstance(err, ImageError):
+            raise
+        detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ImageError(f"{path}: cannot decode image ({detail}); is it truncated?") from err
+
+
+def _to_rgb_array(img: Image.Image, path: Path) -> np.ndarray:
+    if img.mode.startswith("I;16"):  # 16-bit grayscale: keep its precision
+        gray = np.asarray(img, dtype=np.float32) / 65535.0
+        return np.repeat(gray[..., None], 3, axis=-1)
+    if img.mode in ("I", "F"):  # 32-bit data (scientific, depth maps): no agreed scale
+        raise ImageError(f"{path}: {img.mode!r} (32-bit) images are not supported; "
+                         "save it as 8-bit RGB")
+    # L, LA, P, PA, RGBA, CMYK, YCbCr, ... -> RGB (alpha dropped: the colour underneath).
+    rgb = img.convert("RGB")
+    return np.asarray(rgb, dtype=np.float32) / 255.0
+
+
+def normalize(rgb: np.ndarray) -> np.ndarray:
+    """RGB in [0, 1]: float32[..., 3] -> (rgb - mean) / std, ImageNet's statistics."""
+    return ((rgb - IMAGENET_MEAN) / IMAGENET_STD).astype(np.float32)
+
+
+def denormalize(x: np.ndarray) -> np.ndarray:
+    """Inverse of `normalize`, clipped to [0, 1]: for showing a network input."""
+    return np.clip(np.asarray(x) * IMAGENET_STD + IMAGENET_MEAN, 0.0, 1.0)
+
+
+def _centre_crop(x: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Crop the centre height x width (each at most the image's own size); offsets rounded
+    as torchvision's CenterCrop does."""
+    h, w = x.shape[:2]
+    height, width = min(height, h), min(width, w)
+    top, left = int(round((h - height) / 2.0)), int(round((w - width) / 2.0))
+    return x[top:top + height, left:left + width]
+
+
+def _resize_short_side(rgb: np.ndarray, size: int) -> np.ndarray:
+    h, w = rgb.shape[:2]
+    # Long side truncated, as torchvision's Resize(int) does.
+    new_h, new_w = (size, int(size * w / h)) if h <= w else (int(size * h / w), size)
+    # One float32 ("F" mode) image per channel: no rounding to 8 bits.
+    channels = [
+        Image.fromarray(np.ascontiguousarray(rgb[..., c])).resize(
+            (new_w, new_h), Image.Resampling.BILINEAR)
+        for c in range(3)
+    ]
+    return np.clip(np.stack([np.asarray(c) for c in channels], axis=-1), 0.0, 1.0)
+
+
+def fit_image(rgb: np.ndarray, size: int = DEFAULT_SIZE, fit: Fit = "crop",
+              name: str = "image") -> np.ndarray:
+    """RGB float32[H, W, 3] in [0, 1] -> normalised network input float32[h, w, 3] (see the
+    module docstring for `fit`; h = w = size except for `crop` of a smaller image)."""
+    if fit not in FITS:
+        raise ImageError(f"{name}: unknown fit {fit!r}; choose one of {', '.join(FITS)}")
+    if size < MIN_INPUT_SIZE:
+        raise ImageTooSmallError(f"size {size} is below AlexNet's minimum input "
+                                 f"{MIN_INPUT_SIZE}")
+    h, w = rgb.shape[:2]
+    if fit == "resize":
+        if min(h, w) < 1:
+            raise ImageTooSmallError(f"{name}: empty image ({h}x{w})")
+        return normalize(_centre_crop(_resize_short_side(rgb, size), size, size))
+    x = normalize(_centre_crop(rgb, size, size))
+    if fit == "pad":
+        ph, pw = size - x.shape[0], size - x.shape[1]
+        # Extra pixel on the bottom/right for odd padding, as torchvision's CenterCrop pads.
+        return np.pad(x, ((ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2), (0, 0)))
+    if min(x.shape[:2]) < MIN_INPUT_SIZE:
+        raise ImageTooSmallError(
+            f"{name}: {h}x{w} pixels is smaller than AlexNet's minimum {MIN_INPUT_SIZE}x"
+            f"{MIN_INPUT_SIZE} for --fit crop; use --fit pad or --fit resize"
+        )
+    return x
+
+
+def load_image(path: str | os.PathLike, size: int = DEFAULT_SIZE,
+               fit: Fit = "crop") -> np.ndarray:
+    """Image file -> float32[size, size, 3] network input (ImageNet-normalised RGB, NHWC
+    without the batch axis); smaller than size x size only for `crop` of a smaller image.
+    Raises ImageError (ImageTooSmallError below 63 px with `crop`)."""
+    return fit_image(read_rgb(path), size, fit, name=str(path))
