@@ -43,9 +43,21 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
+def enable_compilation_cache() -> None:
+    """Keep XLA's compiled programs on disk (~/.cache/hw5jax/jax-cache, or $HW5JAX_DATA):
+    a second run of the same experiment skips most of its compile time."""
+    import jax
+
+    from hw5jax.data import cache_dir
+
+    jax.config.update("jax_compilation_cache_dir", str(cache_dir() / "jax-cache"))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+
+
 def run_main(main: Callable[[list[str] | None], Any], argv: list[str] | None = None) -> None:
     """Run a CLI's `main`: bad input ends as `error: ...` on stderr and exit code 2, Ctrl-C as
     exit code 130; `--debug` anywhere on the command line shows the full traceback instead."""
+    enable_compilation_cache()
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]
