@@ -28,6 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx
+from jax.sharding import NamedSharding, PartitionSpec
 
 from hw5jax.data import MNIST, Split
 from hw5jax.optim import full_hparams, make_optimizer
@@ -222,19 +223,35 @@ class FitResult:
     diverged: bool = False
 
 
-def device_split(split: Split) -> tuple[jax.Array, jax.Array]:
-    return jnp.asarray(split.images), jnp.asarray(split.labels)
+def device_split(split: Split, sharding: jax.sharding.Sharding | None = None
+                 ) -> tuple[jax.Array, jax.Array]:
+    """A split's arrays on the device (replicated over `sharding`'s mesh if given)."""
+    return jax.device_put((split.images, split.labels), sharding)
+
+
+def runs_mesh() -> jax.sharding.Mesh | None:
+    """A 1-D mesh ("runs") over every visible device, or None on a single device.
+
+    A stack of runs (grid points, seeds) is split along it: each device trains its share of
+    the runs, the data are replicated. The same code runs on one CPU, on the devices of a
+    multi-GPU host, or on all hosts of a cluster after `jax.distributed.initialize()`.
+    """
+    if jax.device_count() == 1:
+        return None
+    return jax.make_mesh((jax.device_count(),), ("runs",),
+                         axis_types=(jax.sharding.AxisType.Auto,))
 
 
 OnEpoch = Callable[[int, State, dict[str, np.ndarray]], None]
 
 
 def _loop(epoch_fn, evaluate_fn, state: State, data: MNIST, epochs: int, start_epoch: int,
-          on_epoch: OnEpoch | None) -> tuple[State, dict[str, np.ndarray], np.ndarray]:
+          on_epoch: OnEpoch | None, data_sharding: jax.sharding.Sharding | None = None
+          ) -> tuple[State, dict[str, np.ndarray], np.ndarray]:
     """Epochs `start_epoch+1 .. epochs`: a scanned pass over `data.train`, then validation.
     Returns the state, the history (arrays [epochs, ...]) and which runs stayed finite."""
-    train_x, train_y = device_split(data.train)
-    val_x, val_y = device_split(data.val)
+    train_x, train_y = device_split(data.train, data_sharding)
+    val_x, val_y = device_split(data.val, data_sharding)
     history: dict[str, list[np.ndarray]] = {"train_cost": [], "val_accuracy": []}
     finite = None
     for epoch in range(start_epoch + 1, epochs + 1):
@@ -252,22 +269,34 @@ def _loop(epoch_fn, evaluate_fn, state: State, data: MNIST, epochs: int, start_e
 
 
 def fit_grid(trainer: Trainer, data: MNIST, hparams: Sequence[Mapping[str, float]],
-             seeds: Sequence[int], epochs: int, *,
-             on_epoch: OnEpoch | None = None) -> list[FitResult]:
+             seeds: Sequence[int], epochs: int, *, on_epoch: OnEpoch | None = None,
+             mesh: jax.sharding.Mesh | None | str = "auto") -> list[FitResult]:
     """Train len(seeds) runs at once (run i: `hparams[i]`, `seeds[i]`) as one vmapped program.
 
     Each epoch: one scanned pass over `data.train`, then validation accuracy. A run whose cost
     or parameters become NaN/inf is marked diverged; it never stops the others.
     `on_epoch(epoch, stacked_state, metrics)` is called after each epoch (1-based epoch;
     metrics are numpy arrays with one entry per run).
+
+    With several devices (`mesh="auto"`: `runs_mesh()`), the stack of runs is sharded over
+    them (padded with copies of run 0 to a multiple of the device count; the copies are
+    dropped); `mesh=None` keeps everything on one device.
     """
     if len(hparams) != len(seeds):
         raise ValueError(f"{len(hparams)} hparam sets for {len(seeds)} seeds")
+    mesh = runs_mesh() if mesh == "auto" else mesh
+    n = len(seeds)
+    pad = 0 if mesh is None else (-n) % mesh.size
+    hparams, seeds = [*hparams, *[hparams[0]] * pad], [*seeds, *[seeds[0]] * pad]
     full = [full_hparams(trainer.optimizer, hp) for hp in hparams]
     stacked = {k: jnp.array([hp[k] for hp in full], jnp.float32) for k in full[0]}
     state = trainer.init_many(jnp.array(seeds, jnp.uint32), stacked)
+    replicated = None
+    if mesh is not None:
+        state = jax.device_put(state, NamedSharding(mesh, PartitionSpec("runs")))
+        replicated = NamedSharding(mesh, PartitionSpec())
     state, history, finite = _loop(trainer.epoch_many, trainer.evaluate_many, state, data,
-                                   epochs, 0, on_epoch)
+                                   epochs, 0, on_epoch, replicated)
     return [
         FitResult(
             state=jax.tree.map(lambda leaf, i=i: leaf[i], state),
@@ -276,7 +305,7 @@ def fit_grid(trainer: Trainer, data: MNIST, hparams: Sequence[Mapping[str, float
             history={k: v[:, i].tolist() for k, v in history.items()},
             diverged=not bool(finite[i]),
         )
-        for i in range(len(seeds))
+        for i in range(n)
     ]
 
 
