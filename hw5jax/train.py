@@ -245,16 +245,16 @@ def runs_mesh() -> jax.sharding.Mesh | None:
 OnEpoch = Callable[[int, State, dict[str, np.ndarray]], None]
 
 
-def _loop(epoch_fn, evaluate_fn, state: State, data: MNIST, epochs: int, start_epoch: int,
+def _loop(epoch_fn, evaluate_fn, state: State, data: MNIST, epochs: int,
           on_epoch: OnEpoch | None, data_sharding: jax.sharding.Sharding | None = None
           ) -> tuple[State, dict[str, np.ndarray], np.ndarray]:
-    """Epochs `start_epoch+1 .. epochs`: a scanned pass over `data.train`, then validation.
+    """`epochs` times: a scanned pass over `data.train`, then validation.
     Returns the state, the history (arrays [epochs, ...]) and which runs stayed finite."""
     train_x, train_y = device_split(data.train, data_sharding)
     val_x, val_y = device_split(data.val, data_sharding)
     history: dict[str, list[np.ndarray]] = {"train_cost": [], "val_accuracy": []}
     finite = None
-    for epoch in range(start_epoch + 1, epochs + 1):
+    for epoch in range(1, epochs + 1):
         state, metrics = epoch_fn(state, train_x, train_y)
         val = evaluate_fn(state, val_x, val_y)
         row = {"train_cost": np.asarray(metrics["train_cost"]),
@@ -296,7 +296,7 @@ def fit_grid(trainer: Trainer, data: MNIST, hparams: Sequence[Mapping[str, float
         state = jax.device_put(state, NamedSharding(mesh, PartitionSpec("runs")))
         replicated = NamedSharding(mesh, PartitionSpec())
     state, history, finite = _loop(trainer.epoch_many, trainer.evaluate_many, state, data,
-                                   epochs, 0, on_epoch, replicated)
+                                   epochs, on_epoch, replicated)
     return [
         FitResult(
             state=jax.tree.map(lambda leaf, i=i: leaf[i], state),
@@ -315,7 +315,7 @@ def fit(trainer: Trainer, data: MNIST, hparams: Mapping[str, float], *, seed: in
     full = full_hparams(trainer.optimizer, hparams)
     state = trainer.init_jit(jnp.uint32(seed), {k: jnp.float32(v) for k, v in full.items()})
     state, history, finite = _loop(trainer.epoch_jit, trainer.evaluate_jit, state, data,
-                                   epochs, 0, on_epoch)
+                                   epochs, on_epoch)
     return FitResult(state, full, seed, {k: v.tolist() for k, v in history.items()},
                      diverged=not bool(finite))
 
