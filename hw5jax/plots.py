@@ -24,11 +24,12 @@ def plot_curves(curves: Mapping[str, np.ndarray], *, ylabel: str, title: str,
         values = np.atleast_2d(np.asarray(values, dtype=float))
         epochs = np.arange(1, values.shape[1] + 1)
         seeds = values.shape[0]
-        line, = ax.plot(epochs, values.mean(0), lw=1.8,
+        line, = ax.plot(epochs, values.mean(0), lw=1.8, marker="o", markersize=3,
                         label=f"{label} (mean of {seeds} seed{'s' * (seeds > 1)})")
         if seeds > 1:
             ax.fill_between(epochs, values.min(0), values.max(0), color=line.get_color(),
                             alpha=0.2, lw=0)
+    ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_xlabel("epoch")
     ax.set_ylabel(ylabel)
     ax.set_title(title)
