@@ -68,3 +68,12 @@ def test_quick_sweep_writes_the_contracted_results(mnist, tmp_path, capsys):
     assert "97.92%" in (out / "table.md").read_text()  # the homework's figure beside ours
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["adam_seed0",
                                                                        "sgd_seed0"]
+
+
+def test_result_files_are_written_atomically_and_readable(tmp_path):
+    from hw5jax.results import write_json
+
+    path = write_json(tmp_path / "r.json", {"x": float("nan"), "y": [1, 2]})
+    assert json.loads(path.read_text()) == {"x": None, "y": [1, 2]}
+    assert path.stat().st_mode & 0o044  # group/other may read, as with a plain open()
+    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]  # no temporary left behind
