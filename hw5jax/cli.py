@@ -121,7 +121,7 @@ def build_parser(config_cls: type, description: str | None = None,
             continue
         item, is_tuple = _option_type(tp)
         item = _parse_bool if item is bool else item
-        shown = ",".join(map(str, default)) if is_tuple else default
+        shown = ",".join(map(str, default)) if is_tuple and default is not None else default
         parser.add_argument(
             name,
             type=(lambda s, item=item: tuple(item(v) for v in s.split(",") if v)) if is_tuple

@@ -18,6 +18,19 @@ from flax import nnx
 
 # ReLU halves the variance it passes on: N(0, 2/fan_in) keeps activations the same size.
 HE_INIT = nnx.initializers.variance_scaling(2.0, "fan_in", "normal")
+WEIGHT_INITS = ("he", "torch")
+
+
+def _inits(weight_init: str, fan_in: int):
+    """(kernel_init, bias_init). "he": N(0, 2/fan_in), zero biases. "torch": PyTorch's
+    default for Conv2d/Linear (the homework's framework): weights and biases
+    U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
+    if weight_init == "he":
+        return HE_INIT, nnx.initializers.zeros
+    bound = fan_in ** -0.5
+    uniform = lambda key, shape, dtype=jnp.float32: jax.random.uniform(
+        key, shape, dtype, -bound, bound)
+    return uniform, uniform
 
 
 def conv_as_matmul(lhs: jax.Array, rhs: jax.Array, window_strides=(1, 1), padding="SAME",
@@ -36,11 +49,11 @@ def conv_as_matmul(lhs: jax.Array, rhs: jax.Array, window_strides=(1, 1), paddin
                    or tuple(rhs_dilation or (1, 1)) != (1, 1) or feature_group_count != 1
                    or kh % 2 == 0 or kw % 2 == 0 or lhs.shape[-1] != c_in)
     if unsupported:
-        raise NotImplementedError("conv_as_matmul: only stride 1, no dilation, one group, "
+        raise ValueError("conv_as_matmul: only stride 1, no dilation, one group, "
                                   "odd kernels, NHWC x HWIO")
     if isinstance(padding, str):
         if padding != "SAME":
-            raise NotImplementedError(f"conv_as_matmul: padding {padding!r}")
+            raise ValueError(f"conv_as_matmul: padding {padding!r}")
         padding = ((kh // 2, kh // 2), (kw // 2, kw // 2))
     b = lhs.shape[0]
     x = jnp.pad(lhs, ((0, 0), tuple(padding[0]), tuple(padding[1]), (0, 0)))
@@ -67,30 +80,36 @@ class CNN(nnx.Module):
     """images: float[B, 28, 28, 1] in [0, 1]  ->  logits: float[B, 10].
 
     channels: filters of the two conv layers; hidden: widths of the dense layers before the
-    10-way output; batch_norm: BatchNorm after each conv and hidden dense map (biases dropped,
-    BatchNorm's shift replaces them); dropout: rate applied to the input of every dense layer
-    after the first (training only).
+    10-way output; weight_init: "he" or "torch" (PyTorch's default); batch_norm: BatchNorm
+    after each conv and hidden dense map (biases dropped, BatchNorm's shift replaces them);
+    dropout: rate applied to the input of every dense layer after the first (training only).
     """
 
     def __init__(self, channels: Sequence[int] = (32, 64), hidden: Sequence[int] = (100, 100),
                  *, kernel_size: int = 5, batch_norm: bool = False, dropout: float = 0.0,
-                 bn_momentum: float = 0.9, rngs: nnx.Rngs):
+                 bn_momentum: float = 0.9, weight_init: str = "he", rngs: nnx.Rngs):
         if len(channels) != 2:
             raise ValueError(f"channels {tuple(channels)}: the network has exactly two conv "
                              "layers")
+        if weight_init not in WEIGHT_INITS:
+            raise ValueError(f"unknown weight_init {weight_init!r}: use one of {WEIGHT_INITS}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout {dropout}: must be in [0, 1)")
         self.batch_norm = batch_norm
         c_in = (1, *channels[:-1])
         self.convs = nnx.List([
             nnx.Conv(i, o, (kernel_size, kernel_size), padding="SAME", use_bias=not batch_norm,
-                     kernel_init=HE_INIT, conv_general_dilated=conv_as_matmul, rngs=rngs)
+                     conv_general_dilated=conv_as_matmul, rngs=rngs,
+                     **dict(zip(("kernel_init", "bias_init"),
+                                _inits(weight_init, kernel_size * kernel_size * i),
+                                strict=True)))
             for i, o in zip(c_in, channels, strict=True)
         ])
         widths = [7 * 7 * channels[-1], *hidden, 10]
         self.dense = nnx.List([
-            nnx.Linear(i, o, kernel_init=HE_INIT,
-                       use_bias=not (batch_norm and k < len(hidden)), rngs=rngs)
+            nnx.Linear(i, o, use_bias=not (batch_norm and k < len(hidden)), rngs=rngs,
+                       **dict(zip(("kernel_init", "bias_init"), _inits(weight_init, i),
+                                  strict=True)))
             for k, (i, o) in enumerate(zip(widths[:-1], widths[1:], strict=True))
         ])
         norm = lambda n: nnx.BatchNorm(n, momentum=bn_momentum, rngs=rngs)
