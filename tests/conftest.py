@@ -6,6 +6,7 @@ import jax
 import numpy as np
 import pytest
 
+from hw5jax.cli import run_main
 from hw5jax.data import MNIST, Split, embedded_path, load_mnist
 
 # Equinox-style strictness: silent broadcasting of mismatched ranks is a bug here.
@@ -37,3 +38,22 @@ def mnist() -> MNIST:
     if not embedded_path().is_file():
         pytest.skip("real MNIST not fetched: run `python -m hw5jax.data fetch` (make setup)")
     return load_mnist("embedded")
+
+
+@pytest.fixture
+def bad_input(capsys):
+    """`bad_input(main, argv, message, out)`: the CLI `main` refuses `argv --out out` with exit
+    code 2, one `error:` line on stderr containing `message`, and creates nothing at `out`.
+    Returns the error line."""
+
+    def check(main, argv, message, out):
+        existed = out.exists()
+        with pytest.raises(SystemExit) as exit_info:
+            run_main(main, [*argv, "--out", str(out)])
+        err = capsys.readouterr().err.strip()
+        assert exit_info.value.code == 2, err
+        assert len(err.splitlines()) == 1 and err.startswith("error:") and message in err, err
+        assert out.exists() == existed  # nothing written where nothing was
+        return err
+
+    return check

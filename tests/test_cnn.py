@@ -177,12 +177,6 @@ def test_best_recipe_trains_a_scanned_epoch(tiny):
 # ------------------------------------------------------------------------ the command line
 
 
-def run_cli(argv, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        run_main(cnn_mnist.main, argv)
-    return exit_info.value.code, capsys.readouterr().err.strip()
-
-
 @pytest.mark.parametrize("argv,message", [
     (["--recipe", "fancy"], "--recipe 'fancy': use one of homework, best"),
     (["--epochs", "0"], "--epochs 0: must be at least 1"),
@@ -194,12 +188,8 @@ def run_cli(argv, capsys):
     (["--data", "/no/such/mnist"], "unknown data source"),
 ])
 def test_bad_input_is_one_line_nonzero_exit_and_nothing_written(argv, message, tmp_path,
-                                                                  capsys):
-    out = tmp_path / "out"
-    code, err = run_cli([*argv, "--out", str(out)], capsys)
-    assert code == 2
-    assert len(err.splitlines()) == 1 and err.startswith("error:") and message in err, err
-    assert not out.exists()
+                                                                  bad_input):
+    bad_input(cnn_mnist.main, argv, message, tmp_path / "out")
 
 
 def test_recipes_are_the_homework_and_overrides_apply():

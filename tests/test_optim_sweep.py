@@ -10,13 +10,6 @@ from experiments import optim_sweep
 from hw5jax.cli import run_main
 
 
-def run_cli(argv, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        run_main(optim_sweep.main, argv)
-    err = capsys.readouterr().err.strip()
-    return exit_info.value.code, err
-
-
 @pytest.mark.parametrize("argv,message", [
     (["--optimizers", "sgd,rmsprop"], "unknown optimizer 'rmsprop'"),
     (["--epochs", "0"], "--epochs 0: must be at least 1"),
@@ -27,20 +20,16 @@ def run_cli(argv, capsys):
     (["--data", "/no/such/mnist"], "unknown data source"),
 ])
 def test_bad_input_is_one_line_nonzero_exit_and_nothing_written(argv, message, tmp_path,
-                                                                  capsys):
-    out = tmp_path / "out"
-    code, err = run_cli([*argv, "--out", str(out)], capsys)
-    assert code == 2
-    assert len(err.splitlines()) == 1 and err.startswith("error:") and message in err, err
-    assert not out.exists()
+                                                                  bad_input):
+    bad_input(optim_sweep.main, argv, message, tmp_path / "out")
 
 
 @pytest.mark.mnist
-def test_out_that_is_a_file_is_refused(mnist, tmp_path, capsys):
+def test_out_that_is_a_file_is_refused(mnist, tmp_path, bad_input):
     target = tmp_path / "file"
     target.write_text("keep me")
-    code, err = run_cli(["--quick", "--optimizers", "sgd", "--out", str(target)], capsys)
-    assert code == 2 and "is not a directory" in err and len(err.splitlines()) == 1
+    bad_input(optim_sweep.main, ["--quick", "--optimizers", "sgd"], "is not a directory",
+              target)
     assert target.read_text() == "keep me"
 
 
