@@ -384,9 +384,13 @@ def gradient_parity(torch, trainer: Trainer, state, make_torch, images, labels,
                for k, p in model.named_parameters())
 
 
-def run_mlp(torch, optimizer: str, images, labels, config: BenchmarkConfig) -> dict[str, Any]:
+def run_single(torch, trainer: Trainer, make_torch, optimizer: str, kind: str, case: str,
+               images, labels, config: BenchmarkConfig) -> dict[str, Any]:
+    """One network, one optimizer: a compiled hw5jax epoch against the eager PyTorch loop,
+    from the same weights, after checking that both compute the same steps.
+    `kind` is "mlp" or "cnn" (warm-up and parity step counts; the CNN's PyTorch side is NCHW)."""
     lr = LEARNING_RATES[optimizer]
-    trainer = mlp_trainer(optimizer)
+    nchw = kind == "cnn"
     x, y = jnp.asarray(images), jnp.asarray(labels)
     holder = {"state": init_state(trainer, lr)}
     start = numpy_params(holder["state"])
@@ -397,19 +401,21 @@ def run_mlp(torch, optimizer: str, images, labels, config: BenchmarkConfig) -> d
 
     first = timed(jax_epoch)  # compiles (before the parity check can)
     result: dict[str, Any] = {}
-    if torch is not None:
-        result["parity"] = parity(torch, trainer, torch_mlp, lr, images, labels,
-                                  PARITY_STEPS["mlp"], nchw=False)
-
     torch_run = None
     if torch is not None:
-        model = torch_mlp(torch, start)
+        result["parity"] = parity(torch, trainer, make_torch, lr, images, labels,
+                                  PARITY_STEPS[kind], nchw=nchw)
+        model = make_torch(torch, start)
         opt = torch_optimizer(torch, optimizer, model, lr)
-        tx, ty = torch_tensors(torch, images, labels, nchw=False)
-        torch_epoch(torch, model, opt, tx, ty, steps=config.warmup("mlp"))  # untimed
+        tx, ty = torch_tensors(torch, images, labels, nchw=nchw)
+        torch_epoch(torch, model, opt, tx, ty, steps=config.warmup(kind))  # untimed
         torch_run = functools.partial(torch_epoch, torch, model, opt, tx, ty)
-    return {**result, **compare(jax_epoch, torch_run, config.repeats, f"mlp_epoch_{optimizer}",
-                                first)}
+    return {**result, **compare(jax_epoch, torch_run, config.repeats, case, first)}
+
+
+def run_mlp(torch, optimizer: str, images, labels, config: BenchmarkConfig) -> dict[str, Any]:
+    return run_single(torch, mlp_trainer(optimizer), torch_mlp, optimizer, "mlp",
+                      f"mlp_epoch_{optimizer}", images, labels, config)
 
 
 def run_grid(torch, images, labels, config: BenchmarkConfig) -> dict[str, Any]:
@@ -440,29 +446,8 @@ def run_grid(torch, images, labels, config: BenchmarkConfig) -> dict[str, Any]:
 
 
 def run_cnn(torch, images, labels, config: BenchmarkConfig) -> dict[str, Any]:
-    lr = LEARNING_RATES["adam"]
-    trainer = cnn_trainer()
-    x, y = jnp.asarray(images), jnp.asarray(labels)
-    holder = {"state": init_state(trainer, lr)}
-    start = numpy_params(holder["state"])
-
-    def jax_epoch():
-        holder["state"], metrics = trainer.epoch_jit(holder["state"], x, y)
-        block(metrics)
-
-    first = timed(jax_epoch)
-    result: dict[str, Any] = {}
-    if torch is not None:
-        result["parity"] = parity(torch, trainer, torch_cnn, lr, images, labels,
-                                  PARITY_STEPS["cnn"], nchw=True)
-    torch_run = None
-    if torch is not None:
-        model = torch_cnn(torch, start)
-        opt = torch_optimizer(torch, "adam", model, lr)
-        tx, ty = torch_tensors(torch, images, labels, nchw=True)
-        torch_epoch(torch, model, opt, tx, ty, steps=config.warmup("cnn"))
-        torch_run = functools.partial(torch_epoch, torch, model, opt, tx, ty)
-    return {**result, **compare(jax_epoch, torch_run, config.repeats, "cnn_epoch", first)}
+    return run_single(torch, cnn_trainer(), torch_cnn, "adam", "cnn", "cnn_epoch", images,
+                      labels, config)
 
 
 # ----------------------------------------------------------------------------- CNN variants
