@@ -22,7 +22,16 @@ def output_dir(out: str | os.PathLike | None, experiment: str) -> Path:
     path = Path(out)
     if path.exists() and not path.is_dir():
         raise ConfigError(f"--out {path}: exists and is not a directory")
-    path.mkdir(parents=True, exist_ok=True)
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ConfigError(f"--out {path}: {parent} is not a directory")
+            break
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(f"--out {path}: cannot create the directory: "
+                          f"{err.strerror or err}") from err
     if not os.access(path, os.W_OK):
         raise ConfigError(f"--out {path}: directory is not writable")
     return path
@@ -35,17 +44,24 @@ def _umask() -> int:
 
 
 def _atomic_write(path: Path, write) -> Path:
+    """Write `path` through `write(binary file)`: into a temporary file beside it, then
+    renamed over it. On any failure the temporary file is removed and `path` is left as it
+    was; an OSError (disk full, read-only directory, ...) is raised naming `path` itself."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = None
     try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 would hide results from others
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), 0o666 & ~_umask())  # mkstemp's 0600 would hide results
             write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as err:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(err, OSError) and err.errno is not None:
+            raise OSError(err.errno, f"cannot write: {err.strerror or err}", str(path)) from err
         raise
     return path
 
@@ -69,7 +85,10 @@ def write_json(path: str | os.PathLike, obj: Any) -> Path:
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:
-    return _atomic_write(Path(path), lambda f: f.write(text.encode()))
+    """UTF-8; a path's undecodable bytes in `text` (surrogate escapes, as os.fsdecode gives
+    them) are written as backslash escapes, not an error at the end of a run."""
+    return _atomic_write(Path(path), lambda f: f.write(text.encode("utf-8",
+                                                                   "backslashreplace")))
 
 
 def save_figure(fig, path: str | os.PathLike, dpi: int = 120) -> Path:
