@@ -16,6 +16,7 @@ torch is needed only to read a .pth (`load_torch_state_dict`) and for the random
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import pickle
@@ -216,6 +217,14 @@ def restore_params(path: str | os.PathLike) -> tuple[dict, dict]:
         )
     params = state["params"]
     want = param_shapes()
+    if not isinstance(params, dict) or not all(isinstance(v, dict) for v in params.values()):
+        raise CheckpointError(f"{path}: not an AlexNet checkpoint (params are not "
+                              f"{{layer: {{kernel, bias}}}}); {fix}")
+    unexpected = sorted(f"{layer}.{name}" for layer, arrays in params.items()
+                        for name in arrays if name not in want.get(layer, {}))
+    if unexpected:
+        raise CheckpointError(f"{path}: not an AlexNet checkpoint (unexpected arrays "
+                              f"{', '.join(unexpected[:4])}); {fix}")
     for layer, arrays in want.items():
         for name, spec in arrays.items():
             got = params.get(layer, {}).get(name)
@@ -225,6 +234,9 @@ def restore_params(path: str | os.PathLike) -> tuple[dict, dict]:
                     f"{path}: {layer}.{name} has shape {shape}, expected {tuple(spec.shape)}; "
                     f"{fix}"
                 )
+            if np.dtype(got.dtype) != np.dtype(spec.dtype):
+                raise CheckpointError(f"{path}: {layer}.{name} is {got.dtype}, expected "
+                                      f"{spec.dtype}; {fix}")
     return params, metadata
 
 
@@ -282,10 +294,32 @@ def save_random_reference(path: str | os.PathLike, seed: int = 0) -> Path:
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
+    if not os.access(path.parent, os.W_OK):  # before a quarter-gigabyte of random weights
+        raise OSError(errno.EACCES, "cannot write: directory is not writable", str(path))
+    state_dict = torch_reference_alexnet(seed).state_dict()
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        torch.save(torch_reference_alexnet(seed).state_dict(), tmp)
+        # Through a Python file: a failed write (disk full) is then an OSError in the
+        # exception's context, not only torch's "unexpected pos" RuntimeError.
+        with open(tmp, "wb") as f:
+            torch.save(state_dict, f)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
+    except Exception as err:
+        cause = _os_error(err)
+        if cause is not None:
+            raise OSError(cause.errno, f"cannot write: {cause.strerror}", str(path)) from err
+        raise
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def _os_error(err: BaseException) -> OSError | None:
+    seen: BaseException | None = err
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno is not None:
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
