@@ -55,15 +55,24 @@ def read_rgb(path: str | os.PathLike) -> np.ndarray:
     not the warning PIL gives below twice the limit.
     """
     path = Path(path)
+    return _to_rgb_array(_decode(path), path)
+
+
+def _decode(path: Path) -> Image.Image:
+    """The decoded, upright image (ImageError for anything that is not one)."""
     if not path.is_file():
         raise ImageError(f"{path}: no such image file")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
+            # Our own file object: the decoded image stays usable once it is closed.
+            with open(path, "rb") as f:
+                img = Image.open(f)
                 img.load()  # decode now: a truncated file fails here, not later
-                img = ImageOps.exif_transpose(img)
-                return _to_rgb_array(img, path)
+            ImageOps.exif_transpose(img, in_place=True)  # not a copy of a large image
+            return img
+    except MemoryError as err:
+        raise ImageError(f"{path}: too large to decode in memory") from err
     except (Image.DecompressionBombWarning, Image.DecompressionBombError) as err:
         raise ImageError(
             f"{path}: too many pixels, possible decompression bomb ({err}); raise "
@@ -126,11 +135,7 @@ def fit_image(rgb: np.ndarray, size: int = DEFAULT_SIZE, fit: Fit = "crop",
               name: str = "image") -> np.ndarray:
     """RGB float32[H, W, 3] in [0, 1] -> normalised network input float32[h, w, 3] (see the
     module docstring for `fit`; h = w = size except for `crop` of a smaller image)."""
-    if fit not in FITS:
-        raise ImageError(f"{name}: unknown fit {fit!r}; choose one of {', '.join(FITS)}")
-    if size < MIN_INPUT_SIZE:
-        raise ImageTooSmallError(f"size {size} is below AlexNet's minimum input "
-                                 f"{MIN_INPUT_SIZE}")
+    _check_fit(size, fit, name)
     h, w = rgb.shape[:2]
     if fit == "resize":
         if min(h, w) < 1:
@@ -142,16 +147,53 @@ def fit_image(rgb: np.ndarray, size: int = DEFAULT_SIZE, fit: Fit = "crop",
         # Extra pixel on the bottom/right for odd padding, as torchvision's CenterCrop pads.
         return np.pad(x, ((ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2), (0, 0)))
     if min(x.shape[:2]) < MIN_INPUT_SIZE:
-        raise ImageTooSmallError(
-            f"{name}: {h}x{w} pixels is smaller than AlexNet's minimum {MIN_INPUT_SIZE}x"
-            f"{MIN_INPUT_SIZE} for --fit crop; use --fit pad or --fit resize"
-        )
+        raise _too_small_for_crop(name, h, w)
     return x
+
+
+def _check_fit(size: int, fit: str, name: str) -> None:
+    if fit not in FITS:
+        raise ImageError(f"{name}: unknown fit {fit!r}; choose one of {', '.join(FITS)}")
+    if size < MIN_INPUT_SIZE:
+        raise ImageTooSmallError(f"size {size} is below AlexNet's minimum input "
+                                 f"{MIN_INPUT_SIZE}")
+
+
+def _too_small_for_crop(name: str, h: int, w: int) -> ImageTooSmallError:
+    return ImageTooSmallError(
+        f"{name}: {h}x{w} pixels is smaller than AlexNet's minimum {MIN_INPUT_SIZE}x"
+        f"{MIN_INPUT_SIZE} for --fit crop; use --fit pad or --fit resize"
+    )
+
+
+# Above this many pixels, `resize` first shrinks the photo by an integer factor (a box
+# filter, in its own bit depth) to a short side of at least 4 x size: the float32 copy of an
+# 80-megapixel image alone would take a gigabyte. Ordinary photos are resized exactly.
+RESIZE_PREREDUCE_PIXELS = 16_000_000
 
 
 def load_image(path: str | os.PathLike, size: int = DEFAULT_SIZE,
                fit: Fit = "crop") -> np.ndarray:
     """Image file -> float32[size, size, 3] network input (ImageNet-normalised RGB, NHWC
     without the batch axis); smaller than size x size only for `crop` of a smaller image.
-    Raises ImageError (ImageTooSmallError below 63 px with `crop`)."""
-    return fit_image(read_rgb(path), size, fit, name=str(path))
+    Raises ImageError (ImageTooSmallError below 63 px with `crop`).
+
+    Only the pixels the fit uses are converted to float: `crop` and `pad` cut the decoded
+    image first (the same centre box), so a large photo costs its decoded size, not 4x it.
+    """
+    path = Path(path)
+    _check_fit(size, fit, str(path))
+    img = _decode(path)
+    w, h = img.size
+    if fit in ("crop", "pad"):
+        if fit == "crop" and min(h, w) < MIN_INPUT_SIZE:
+            raise _too_small_for_crop(str(path), h, w)
+        height, width = min(size, h), min(size, w)  # the box _centre_crop would cut
+        top, left = int(round((h - height) / 2.0)), int(round((w - width) / 2.0))
+        if (height, width) != (h, w):
+            img = img.crop((left, top, left + width, top + height))
+        return fit_image(_to_rgb_array(img, path), size, fit, name=str(path))
+    factor = min(w, h) // (4 * size)
+    if w * h > RESIZE_PREREDUCE_PIXELS and factor > 1:
+        img = img.reduce(factor)
+    return fit_image(_to_rgb_array(img, path), size, fit, name=str(path))
