@@ -14,12 +14,14 @@ import functools
 import time
 from dataclasses import dataclass, field, replace
 
-from hw5jax.cli import parse_config, run_main
-from hw5jax.experiment import MLPConfig, Progress, check_positive, prepare
+import jax
+
+from hw5jax.cli import one_device_per_core, parse_config, run_main
+from hw5jax.experiment import MLPConfig, Progress, check_positive, finished, prepare, tune
 from hw5jax.models.mlp import MLP
 from hw5jax.plots import plot_curves
 from hw5jax.results import write_json, write_text
-from hw5jax.sweep import grid_points, progress_ticks, tune_and_retrain
+from hw5jax.sweep import grid_points, progress_ticks
 from hw5jax.train import Trainer
 
 LAYERS = (784, 100, 100, 10)
@@ -74,31 +76,32 @@ def table(results: dict) -> str:
 def run(config: BatchnormConfig) -> dict:
     start = time.perf_counter()
     requested, config = config, config.effective()
-    mnist, data_record, out = prepare(config, "batchnorm")
+    mnist, data_record, run_dir = prepare(config, "batchnorm")
+    if (done := finished(run_dir)) is not None:
+        return done
+    out = run_dir.path
     grid_epochs = config.grid_epochs or config.epochs
     seeds = list(range(config.seeds))
     grid = grid_points({"learning_rate": config.lr_grid})
-    progress = Progress(2 * progress_ticks(config.seeds, config.epochs, grid_epochs),
-                        "batchnorm")
     model = {"layers": list(LAYERS), "activation": config.activation}
     results = {"experiment": "batchnorm", "data": data_record, "model": model,
                "optimizer": "sgd", "epochs": config.epochs, "grid_epochs": grid_epochs,
-               "batch_size": config.batch_size, "lam": config.lam, "seeds": seeds,
-               "quick": requested.quick, "wall_seconds": None, "variants": {}}
-    for name, batch_norm in (("batchnorm", True), ("plain", False)):
-        trainer = Trainer(functools.partial(MLP, LAYERS, activation=config.activation,
-                                            batch_norm=batch_norm),
-                          "sgd", batch_size=config.batch_size, lam=config.lam,
-                          n_train=len(mnist.train.labels))
-        entry = tune_and_retrain(
-            trainer, mnist, grid, seeds, config.epochs, grid_epochs=grid_epochs,
-            checkpoint_dir=out / "checkpoints", name=name, progress=progress,
-            metadata={"experiment": "batchnorm", "model": {**model, "batch_norm": batch_norm},
-                      "batch_size": config.batch_size, "lam": config.lam})
-        if entry.get("selected") is not None:
-            entry["epochs_to_97"] = [epochs_to(h) for h in entry["history"]["val_accuracy"]]
-        results["variants"][name] = entry
-    progress.close()
+               "prune_at": config.prune_at or None, "batch_size": config.batch_size,
+               "lam": config.lam, "seeds": seeds, "quick": requested.quick,
+               "devices": jax.device_count(), "wall_seconds": None, "variants": {}}
+    ticks = progress_ticks(config.seeds, config.epochs, grid_epochs)
+    with run_dir, Progress(2 * ticks, "batchnorm") as progress:
+        for name, batch_norm in (("batchnorm", True), ("plain", False)):
+            trainer = Trainer(functools.partial(MLP, LAYERS, activation=config.activation,
+                                                batch_norm=batch_norm),
+                              "sgd", batch_size=config.batch_size, lam=config.lam,
+                              n_train=len(mnist.train.labels))
+            entry = tune(run_dir, progress, config, trainer, mnist, grid, name, metadata={
+                "experiment": "batchnorm", "model": {**model, "batch_norm": batch_norm},
+                "batch_size": config.batch_size, "lam": config.lam})
+            if entry.get("selected") is not None:
+                entry["epochs_to_97"] = [epochs_to(h) for h in entry["history"]["val_accuracy"]]
+            results["variants"][name] = entry
     results["wall_seconds"] = time.perf_counter() - start
 
     plot_curves({f"{k} (eta={v['selected']['learning_rate']:g})": v["history"]["val_accuracy"]
@@ -113,6 +116,7 @@ def run(config: BatchnormConfig) -> dict:
 def main(argv: list[str] | None = None) -> None:
     config = parse_config(BatchnormConfig, argv, description=__doc__,
                           prog="python -m experiments.batchnorm")
+    one_device_per_core()  # stacks of runs: one shard per core
     results = run(config)
     print(table(results), end="")
     print(f"results: {results['out']}/results.json")

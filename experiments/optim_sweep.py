@@ -14,13 +14,15 @@ import functools
 import time
 from dataclasses import dataclass, field, replace
 
-from hw5jax.cli import ConfigError, parse_config, run_main
-from hw5jax.experiment import MLPConfig, Progress, check_positive, prepare
+import jax
+
+from hw5jax.cli import ConfigError, one_device_per_core, parse_config, run_main
+from hw5jax.experiment import MLPConfig, Progress, check_positive, finished, prepare, tune
 from hw5jax.models.mlp import MLP
 from hw5jax.optim import check_name
 from hw5jax.plots import plot_curves
 from hw5jax.results import write_json, write_text
-from hw5jax.sweep import grid_points, progress_ticks, tune_and_retrain
+from hw5jax.sweep import grid_points, progress_ticks
 from hw5jax.train import Trainer
 
 LAYERS = (784, 100, 100, 10)
@@ -110,39 +112,38 @@ def run(config: SweepConfig) -> dict:
     start = time.perf_counter()
     requested = config
     config = config.effective()
-    mnist, data_record, out = prepare(config, "optim_sweep")
+    mnist, data_record, run_dir = prepare(config, "optim_sweep")
+    if (done := finished(run_dir)) is not None:
+        return done
+    out = run_dir.path
     model_fn = functools.partial(MLP, LAYERS, activation=config.activation)
-    grid_epochs = config.grid_epochs or config.epochs
-    seeds = list(range(config.seeds))
-
-    ticks = progress_ticks(config.seeds, config.epochs, grid_epochs)
-    progress = Progress(len(config.optimizers) * ticks, "optim_sweep")
+    ticks = progress_ticks(config.seeds, config.epochs, config.grid_epochs)
 
     results = {
         "experiment": "optim_sweep",
         "data": data_record,
         "model": {"layers": list(LAYERS), "activation": config.activation},
         "epochs": config.epochs,
-        "grid_epochs": grid_epochs,
+        "grid_epochs": config.grid_epochs or config.epochs,
+        "prune_at": config.prune_at or None,
         "batch_size": config.batch_size,
         "lam": config.lam,
-        "seeds": seeds,
+        "seeds": list(range(config.seeds)),
         "quick": requested.quick,
+        "devices": jax.device_count(),
         "wall_seconds": None,
         "optimizers": {},
     }
-    for name in config.optimizers:
-        trainer = Trainer(model_fn, name, batch_size=config.batch_size, lam=config.lam,
-                          n_train=len(mnist.train.labels))
-        results["optimizers"][name] = tune_and_retrain(
-            trainer, mnist, config.grid(name), seeds, config.epochs, grid_epochs=grid_epochs,
-            checkpoint_dir=out / "checkpoints", name=name, progress=progress,
-            metadata={"experiment": "optim_sweep", "model": results["model"],
-                      "batch_size": config.batch_size, "lam": config.lam},
-        )
-        if name in HOMEWORK:
-            results["optimizers"][name]["homework_test_accuracy"] = HOMEWORK[name][1]
-    progress.close()
+    with run_dir, Progress(len(config.optimizers) * ticks, "optim_sweep") as progress:
+        for name in config.optimizers:
+            trainer = Trainer(model_fn, name, batch_size=config.batch_size, lam=config.lam,
+                              n_train=len(mnist.train.labels))
+            entry = tune(run_dir, progress, config, trainer, mnist, config.grid(name), name,
+                         metadata={"experiment": "optim_sweep", "model": results["model"],
+                                   "batch_size": config.batch_size, "lam": config.lam})
+            if name in HOMEWORK:
+                entry["homework_test_accuracy"] = HOMEWORK[name][1]
+            results["optimizers"][name] = entry
     results["wall_seconds"] = time.perf_counter() - start
 
     done = {k: v for k, v in results["optimizers"].items() if v.get("selected") is not None}
@@ -158,6 +159,7 @@ def run(config: SweepConfig) -> dict:
 def main(argv: list[str] | None = None) -> None:
     config = parse_config(SweepConfig, argv, description=__doc__,
                           prog="python -m experiments.optim_sweep")
+    one_device_per_core()  # a sweep is stacks of runs: one shard per core
     results = run(config)
     print(table(results), end="")
     print(f"results: {results['out']}/results.json")

@@ -30,6 +30,10 @@ class ConfigError(ValueError):
     """A command-line or config value that cannot be used."""
 
 
+class Interrupted(Exception):
+    """Ctrl-C during a resumable run: the message says how to continue it."""
+
+
 # Exceptions that mean "bad input", reported as one line (everything else is a bug: traceback).
 def _user_errors() -> tuple[type[BaseException], ...]:
     from hw5jax.checkpoint import CheckpointError
@@ -54,9 +58,38 @@ def enable_compilation_cache() -> None:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
 
 
+def one_device_per_core() -> int:
+    """On a CPU, present each core as its own JAX device running single-threaded, so that a
+    stack of runs sharded over `hw5jax.train.runs_mesh()` trains one shard per core.
+
+    A sweep's matmuls (batch 128, 100 hidden units) are too small to gain much from splitting
+    each one over two threads; two independent programs, one per core, go faster (measured:
+    README, "speed"). Only for experiments whose work is stacks of runs: a single run would
+    use one core. Must be called before JAX starts (the first computation); later, or when
+    XLA_FLAGS already sets a device count, it changes nothing. Returns the devices requested
+    (0 if nothing was changed).
+    """
+    import os
+
+    import jax
+
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "xla_force_host_platform_device_count" in flags:
+        return 0
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    try:
+        jax.config.update("jax_num_cpu_devices", cores or 1)
+    except RuntimeError:  # JAX has already started (e.g. inside the test suite)
+        return 0
+    if "xla_cpu_multi_thread_eigen" not in flags:
+        os.environ["XLA_FLAGS"] = f"{flags} --xla_cpu_multi_thread_eigen=false".strip()
+    return cores or 1
+
+
 def run_main(main: Callable[[list[str] | None], Any], argv: list[str] | None = None) -> None:
     """Run a CLI's `main`: bad input ends as `error: ...` on stderr and exit code 2, Ctrl-C as
-    exit code 130; `--debug` anywhere on the command line shows the full traceback instead."""
+    exit code 130 (with how to resume, when the run can be); `--debug` anywhere on the command
+    line shows the full traceback instead."""
     enable_compilation_cache()
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
@@ -65,6 +98,9 @@ def run_main(main: Callable[[list[str] | None], Any], argv: list[str] | None = N
         main(argv)
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
+        sys.exit(130)
+    except Interrupted as err:
+        print(f"\n{err}", file=sys.stderr)
         sys.exit(130)
     except _user_errors() as err:
         if debug:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
@@ -15,6 +15,8 @@ from hw5jax import data as mnist_data
 from hw5jax.cli import ConfigError
 from hw5jax.models.mlp import ACTIVATIONS
 from hw5jax.results import output_dir
+from hw5jax.resume import RunDir
+from hw5jax.sweep import progress_ticks, tune_and_retrain
 
 
 @dataclass(frozen=True)
@@ -48,16 +50,39 @@ class MLPConfig(CommonConfig):
     activation: str = field(default="relu", metadata={"help": "hidden activation: relu|sigmoid"})
     lam: float = field(default=0.0, metadata={
         "help": "L2 strength lambda: cost + lambda/(2n) * sum w^2"})
+    prune_at: int = field(default=10, metadata={
+        "help": "successive halving: after this many epochs only the better half of each "
+                "grid (by validation accuracy) trains on; 0 = every grid point trains to the "
+                "end"})
 
     def __post_init__(self):
         super().__post_init__()
         if self.grid_epochs is not None and not 1 <= self.grid_epochs <= self.epochs:
             raise ConfigError(f"--grid-epochs {self.grid_epochs}: must be in 1..--epochs")
+        if self.prune_at < 0:
+            raise ConfigError(f"--prune-at {self.prune_at}: must be >= 0")
         if self.lam < 0:
             raise ConfigError(f"--lam {self.lam}: must be >= 0")
         if self.activation not in ACTIVATIONS:
             raise ConfigError(f"--activation {self.activation!r}: use one of "
                               f"{', '.join(ACTIVATIONS)}")
+
+
+def tune(run_dir: RunDir, progress: Progress, config: MLPConfig, trainer, data, grid,
+         name: str, metadata: dict) -> dict:
+    """One entry of an MLP experiment (`hw5jax.sweep.tune_and_retrain` on `grid` with the
+    config's epochs, seeds and pruning), resumable: a stage of `run_dir`, checkpointed per
+    epoch, final models under OUT/checkpoints/<name>_seed<k>."""
+    grid_epochs = config.grid_epochs or config.epochs
+    seeds = list(range(config.seeds))
+    return run_dir.stage(
+        name,
+        lambda: tune_and_retrain(
+            trainer, data, grid, seeds, config.epochs, grid_epochs=grid_epochs,
+            prune_at=config.prune_at or None, checkpoint_dir=run_dir.path / "checkpoints",
+            state_dir=run_dir.state, name=name, progress=progress, metadata=metadata),
+        on_skip=lambda: progress.skip(progress_ticks(config.seeds, config.epochs,
+                                                     grid_epochs)))
 
 
 def check_positive(flag: str, values, low: float = 0.0, high: float | None = None) -> None:
@@ -71,15 +96,32 @@ def check_positive(flag: str, values, low: float = 0.0, high: float | None = Non
             raise ConfigError(f"{flag}: {v:g} is not {what}")
 
 
-def prepare(config: CommonConfig, experiment: str) -> tuple[mnist_data.MNIST, dict, Path]:
-    """Load the data, then create the output directory: bad input fails before anything is
-    written. Returns (mnist, the "data" record of results.json, output dir)."""
+def prepare(config: Any, experiment: str) -> tuple[mnist_data.MNIST, dict, RunDir]:
+    """Load the data (`config.data`), then claim the output directory (`config.out`) for this
+    command (`hw5jax.resume.RunDir.claim`): bad input fails before anything is written, and
+    an earlier run of another command is refused. Returns (mnist, the "data" record of
+    results.json, the run directory); says on stderr when it continues an interrupted run."""
     mnist = mnist_data.load_mnist(config.data)
     source = config.data
     if source == "auto":
         source = "embedded" if mnist_data.embedded_path().is_file() else "tfds"
     record = {"source": source, **mnist_data.describe(mnist)}
-    return mnist, record, output_dir(config.out, experiment)
+    run_dir = RunDir.claim(output_dir(config.out, experiment), experiment, config)
+    if run_dir.finished() is None and run_dir.started():
+        print(f"{experiment}: continuing the interrupted run in {run_dir.path}",
+              file=sys.stderr)
+    return mnist, record, run_dir
+
+
+def finished(run_dir: RunDir) -> dict | None:
+    """The results of `run_dir` if an earlier invocation finished it (saying so on stderr:
+    nothing is trained again), else None."""
+    done = run_dir.finished()
+    if done is not None:
+        print(f"{run_dir.experiment}: {run_dir.path} is already finished; nothing to train "
+              "(results.json is from the earlier run)", file=sys.stderr)
+        done["out"] = str(run_dir.path)
+    return done
 
 
 class Progress:
@@ -89,11 +131,23 @@ class Progress:
     def __init__(self, total: int, desc: str):
         self.bar = tqdm(total=total, unit="epoch", desc=desc, file=sys.stderr,
                         dynamic_ncols=True)
+        self.done: dict[str, int] = {}  # last epoch seen per stage (a resumed one jumps)
 
     def __call__(self, stage: str, epoch: int, metrics: dict[str, np.ndarray]) -> None:
         self.bar.set_description(stage)
         self.bar.set_postfix(best_val=f"{np.max(metrics['val_accuracy']):.4f}")
-        self.bar.update(1)
+        self.bar.update(epoch - self.done.get(stage, 0))
+        self.done[stage] = epoch
+
+    def skip(self, ticks: int) -> None:
+        """Advance over work an earlier invocation finished (a recorded stage)."""
+        self.bar.update(ticks)
 
     def close(self) -> None:
         self.bar.close()
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()  # before any message about an interruption, not after it

@@ -34,9 +34,12 @@ def grid_points(axes: Mapping[str, Sequence[float]]) -> list[dict[str, float]]:
 
 
 def select(results: Sequence[FitResult]) -> int:
-    """Index of the best run by final validation accuracy; diverged runs are never chosen.
+    """Index of the best run by final validation accuracy among the runs that trained
+    longest (successive halving stops the others early); diverged runs are never chosen.
     Returns -1 if every run diverged."""
-    scores = [-np.inf if r.diverged else r.history["val_accuracy"][-1] for r in results]
+    longest = max(r.epochs for r in results)
+    scores = [-np.inf if r.diverged or r.epochs < longest else r.history["val_accuracy"][-1]
+              for r in results]
     best = int(np.argmax(scores))
     return -1 if scores[best] == -np.inf else best
 
@@ -50,14 +53,19 @@ def progress_ticks(n_seeds: int, epochs: int, grid_epochs: int | None = None) ->
 
 def tune_and_retrain(trainer: Trainer, data: MNIST, grid: Sequence[Mapping[str, float]],
                      seeds: Sequence[int], epochs: int, *, grid_epochs: int | None = None,
-                     checkpoint_dir: Path | None = None, name: str = "run",
+                     prune_at: int | None = None, checkpoint_dir: Path | None = None,
+                     state_dir: Path | None = None, name: str = "run",
                      metadata: Mapping[str, Any] | None = None,
                      progress: Progress | None = None) -> dict[str, Any]:
     """Train `grid` on seeds[0] for `grid_epochs` (default `epochs`) as one vmapped program,
     pick the best on validation, train it for `epochs` on every seed, test each once.
 
+    prune_at: successive halving; after that many epochs only the better half of the grid
+    (by validation accuracy) trains on, and the best is chosen among those.
     When the grid ran the full `epochs`, its seeds[0] run *is* that seed's final run (same
     seed, same arithmetic), so it is reused rather than trained twice.
+    state_dir: per-epoch checkpoints of both programs (`<name>_grid/`, `<name>_seeds/`), so
+    an interrupted call repeated with the same arguments continues and gives the same entry.
     """
     start = time.perf_counter()
     grid_epochs = grid_epochs or epochs
@@ -65,12 +73,17 @@ def tune_and_retrain(trainer: Trainer, data: MNIST, grid: Sequence[Mapping[str, 
     def report(stage: str):
         return None if progress is None else (lambda e, _s, m: progress(stage, e, m))
 
-    tuned = fit_grid(trainer, data, grid, [seeds[0]] * len(grid), grid_epochs,
-                     on_epoch=report(f"{name}: grid of {len(grid)}"))
+    def store(program: str) -> Path | None:
+        return None if state_dir is None else Path(state_dir) / f"{name}_{program}"
+
+    keep = None if prune_at is None else (prune_at, -(-len(grid) // 2))
+    tuned = fit_grid(trainer, data, grid, [seeds[0]] * len(grid), grid_epochs, keep=keep,
+                     on_epoch=report(f"{name}: grid of {len(grid)}"), store=store("grid"))
     entry: dict[str, Any] = {
         "grid": [{"hparams": r.hparams, "val_accuracy": r.history["val_accuracy"][-1],
-                  "diverged": r.diverged} for r in tuned],
+                  "epochs": r.epochs, "diverged": r.diverged} for r in tuned],
         "grid_epochs": grid_epochs,
+        "prune_at": prune_at,
     }
     best = select(tuned)
     if best < 0:
@@ -82,7 +95,8 @@ def tune_and_retrain(trainer: Trainer, data: MNIST, grid: Sequence[Mapping[str, 
     finals = [tuned[best]] if reuse else []
     if todo:
         finals += fit_grid(trainer, data, [selected] * len(todo), todo, epochs,
-                           on_epoch=report(f"{name}: {len(todo)} seed(s)"))
+                           on_epoch=report(f"{name}: {len(todo)} seed(s)"),
+                           store=store("seeds"))
     test = [accuracy_on(trainer, r.state, data.test) for r in finals]
     paths = []
     for result, acc in zip(finals, test, strict=True):

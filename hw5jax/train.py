@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import jax
@@ -32,6 +33,7 @@ from jax.sharding import NamedSharding, PartitionSpec
 
 from hw5jax.data import MNIST, Split
 from hw5jax.optim import full_hparams, make_optimizer
+from hw5jax.resume import ProgramStore
 
 State = dict[str, Any]
 Metrics = dict[str, jax.Array]
@@ -231,6 +233,11 @@ class FitResult:
     history: dict[str, list[float]] = field(default_factory=dict)
     diverged: bool = False
 
+    @property
+    def epochs(self) -> int:
+        """Epochs trained (fewer than asked if successive halving stopped the run)."""
+        return len(self.history.get("val_accuracy", []))
+
 
 def device_split(split: Split, sharding: jax.sharding.Sharding | None = None
                  ) -> tuple[jax.Array, jax.Array]:
@@ -252,80 +259,139 @@ def runs_mesh() -> jax.sharding.Mesh | None:
 
 
 OnEpoch = Callable[[int, State, dict[str, np.ndarray]], None]
+# Keys of the per-epoch history (each [epochs, runs]).
+HISTORY = ("train_cost", "val_accuracy")
 
 
-def _loop(epoch_fn, evaluate_fn, state: State, data: MNIST, epochs: int,
-          on_epoch: OnEpoch | None, data_sharding: jax.sharding.Sharding | None = None
-          ) -> tuple[State, dict[str, np.ndarray], np.ndarray]:
-    """`epochs` times: a scanned pass over `data.train`, then validation.
-    Returns the state, the history (arrays [epochs, ...]) and which runs stayed finite."""
-    train_x, train_y = device_split(data.train, data_sharding)
-    val_x, val_y = device_split(data.val, data_sharding)
-    history: dict[str, list[np.ndarray]] = {"train_cost": [], "val_accuracy": []}
-    finite = None
-    for epoch in range(1, epochs + 1):
-        state, metrics = epoch_fn(state, train_x, train_y)
-        val = evaluate_fn(state, val_x, val_y)
-        row = {"train_cost": np.asarray(metrics["train_cost"]),
-               "val_accuracy": np.asarray(val["accuracy"])}
-        ok = np.asarray(metrics["finite"])
-        finite = ok if finite is None else finite & ok
-        for k, v in row.items():
-            history[k].append(v)
-        if on_epoch is not None:
-            on_epoch(epoch, state, {**row, "finite": finite})
+def _segment(epoch_fn, evaluate_fn, state: State, data: MNIST, start: int, stop: int,
+             on_epoch: OnEpoch | None, data_sharding: jax.sharding.Sharding | None = None,
+             store: Path | None = None) -> tuple[State, dict[str, np.ndarray], np.ndarray]:
+    """Epochs start+1..stop of a program (one run, or a stack): a scanned pass over
+    `data.train`, then validation. With `store`, the state and the history so far are
+    checkpointed after every epoch, and a call finding checkpoints there continues from the
+    latest (a finished segment only restores). Returns the state, the history of these epochs
+    ({key: array [stop - start, ...]}) and which runs stayed finite."""
+    history: dict[str, list] = {k: [] for k in HISTORY}
+    finite = np.ones(np.shape(state["step"]), bool)
+    ckpt = None if store is None else ProgramStore(store)
+    try:
+        if ckpt is not None and (saved := ckpt.latest(like=state)) is not None:
+            state, record = saved
+            history = {k: [np.asarray(v) for v in record["history"][k]] for k in HISTORY}
+            finite = np.asarray(record["finite"], bool)
+            start = record["epoch"]
+            if on_epoch is not None and history["val_accuracy"]:
+                on_epoch(start, state, {k: v[-1] for k, v in history.items()} |
+                         {"finite": finite})
+        train_x, train_y = device_split(data.train, data_sharding)
+        val_x, val_y = device_split(data.val, data_sharding)
+        for epoch in range(start + 1, stop + 1):
+            state, metrics = epoch_fn(state, train_x, train_y)
+            val = evaluate_fn(state, val_x, val_y)
+            history["train_cost"].append(np.asarray(metrics["train_cost"]))
+            history["val_accuracy"].append(np.asarray(val["accuracy"]))
+            finite = finite & np.asarray(metrics["finite"])
+            if ckpt is not None:
+                ckpt.save(epoch, state, {"history": history, "finite": finite})
+            if on_epoch is not None:
+                on_epoch(epoch, state, {k: v[-1] for k, v in history.items()} |
+                         {"finite": finite})
+    finally:
+        if ckpt is not None:
+            ckpt.close()
     return state, {k: np.stack(v) for k, v in history.items()}, finite
+
+
+def _take(state: State, rows: Sequence[int]) -> State:
+    idx = np.asarray(rows)
+    return jax.tree.map(lambda leaf: leaf[idx], state)
 
 
 def fit_grid(trainer: Trainer, data: MNIST, hparams: Sequence[Mapping[str, float]],
              seeds: Sequence[int], epochs: int, *, on_epoch: OnEpoch | None = None,
-             mesh: jax.sharding.Mesh | None | str = "auto") -> list[FitResult]:
+             mesh: jax.sharding.Mesh | None | str = "auto", keep: tuple[int, int] | None = None,
+             store: Path | None = None) -> list[FitResult]:
     """Train len(seeds) runs at once (run i: `hparams[i]`, `seeds[i]`) as one vmapped program.
 
     Each epoch: one scanned pass over `data.train`, then validation accuracy. A run whose cost
     or parameters become NaN/inf is marked diverged; it never stops the others.
     `on_epoch(epoch, stacked_state, metrics)` is called after each epoch (1-based epoch;
-    metrics are numpy arrays with one entry per run).
+    metrics are numpy arrays with one entry per run still training).
+
+    keep=(e, k): successive halving. After epoch e only the k runs with the best validation
+    accuracy (diverged runs last; ties to the earlier run) train on to `epochs`; the others
+    stop there (their FitResult has e epochs of history and their state after epoch e).
+    With several devices k is rounded up to fill them (a padding slot would cost as much).
 
     With several devices (`mesh="auto"`: `runs_mesh()`), the stack of runs is sharded over
-    them (padded with copies of run 0 to a multiple of the device count; the copies are
-    dropped); `mesh=None` keeps everything on one device.
+    them (padded with copies of its first run to a multiple of the device count; the copies
+    are dropped); `mesh=None` keeps everything on one device.
+
+    store: a directory for per-epoch checkpoints (`hw5jax.resume.ProgramStore`, one
+    subdirectory per segment); a call interrupted at any point and repeated with the same
+    arguments continues from the latest and returns the same results.
     """
     if len(hparams) != len(seeds):
         raise ValueError(f"{len(hparams)} hparam sets for {len(seeds)} seeds")
     mesh = runs_mesh() if mesh == "auto" else mesh
+    size = 1 if mesh is None else mesh.size
     n = len(seeds)
-    pad = 0 if mesh is None else (-n) % mesh.size
-    hparams, seeds = [*hparams, *[hparams[0]] * pad], [*seeds, *[seeds[0]] * pad]
     full = [full_hparams(trainer.optimizer, hp) for hp in hparams]
-    stacked = {k: jnp.array([hp[k] for hp in full], jnp.float32) for k in full[0]}
-    state = trainer.init_many(jnp.array(seeds, jnp.uint32), stacked)
-    replicated = None
-    if mesh is not None:
-        state = jax.device_put(state, NamedSharding(mesh, PartitionSpec("runs")))
-        replicated = NamedSharding(mesh, PartitionSpec())
+    stops = [epochs]
+    if keep is not None and 0 < keep[0] < epochs and -(-keep[1] // size) * size < n:
+        stops = [keep[0], epochs]
+        keep_count = max(1, -(-keep[1] // size) * size)
     epoch_fn = trainer.epoch_shared if len(set(seeds)) == 1 else trainer.epoch_many
-    state, history, finite = _loop(epoch_fn, trainer.evaluate_many, state, data,
-                                   epochs, on_epoch, replicated)
+
+    alive = list(range(n))  # runs of the current segment, by index into hparams/seeds
+    history: list[dict[str, list[float]]] = [{k: [] for k in HISTORY} for _ in range(n)]
+    finite = np.ones(n, bool)
+    states: dict[int, State] = {}
+    state = trainer.init_many(jnp.array(seeds, jnp.uint32),
+                              {k: jnp.array([hp[k] for hp in full], jnp.float32)
+                               for k in full[0]})
+    start = 0
+    for part, stop in enumerate(stops):
+        if part > 0:  # successive halving: the best `keep_count` runs go on
+            score = [history[i]["val_accuracy"][-1] if finite[i] else -np.inf for i in alive]
+            ranked = sorted(range(len(alive)), key=lambda j: (-score[j], j))
+            survivors = sorted(ranked[:keep_count])
+            for j in set(range(len(alive))) - set(survivors):
+                states[alive[j]] = _take(state, [j])
+            state = _take(state, survivors)
+            alive = [alive[j] for j in survivors]
+        pad = (-len(alive)) % size
+        padded = _take(state, [*range(len(alive)), *[0] * pad]) if pad else state
+        data_sharding = None
+        if mesh is not None:
+            padded = jax.device_put(padded, NamedSharding(mesh, PartitionSpec("runs")))
+            data_sharding = NamedSharding(mesh, PartitionSpec())
+        padded, seg, seg_finite = _segment(
+            epoch_fn, trainer.evaluate_many, padded, data, start, stop, on_epoch,
+            data_sharding, None if store is None else Path(store) / f"part{part}")
+        state = _take(padded, range(len(alive))) if pad else padded
+        for j, i in enumerate(alive):
+            for k in HISTORY:
+                history[i][k] += seg[k][:, j].tolist()
+            finite[i] &= bool(seg_finite[j])
+        start = stop
+    for j, i in enumerate(alive):
+        states[i] = _take(state, [j])
     return [
-        FitResult(
-            state=jax.tree.map(lambda leaf, i=i: leaf[i], state),
-            hparams=full[i],
-            seed=int(seeds[i]),
-            history={k: v[:, i].tolist() for k, v in history.items()},
-            diverged=not bool(finite[i]),
-        )
+        FitResult(state=jax.tree.map(lambda leaf: leaf[0], states[i]), hparams=full[i],
+                  seed=int(seeds[i]), history=history[i], diverged=not finite[i])
         for i in range(n)
     ]
 
 
 def fit(trainer: Trainer, data: MNIST, hparams: Mapping[str, float], *, seed: int = 0,
-        epochs: int, on_epoch: OnEpoch | None = None) -> FitResult:
-    """Train one run (not vmapped): the same arithmetic as one entry of `fit_grid`."""
+        epochs: int, on_epoch: OnEpoch | None = None, store: Path | None = None) -> FitResult:
+    """Train one run (not vmapped): the same arithmetic as one entry of `fit_grid`.
+    store: per-epoch checkpoints there; a repeated call continues from the latest."""
     full = full_hparams(trainer.optimizer, hparams)
     state = trainer.init_jit(jnp.uint32(seed), {k: jnp.float32(v) for k, v in full.items()})
-    state, history, finite = _loop(trainer.epoch_jit, trainer.evaluate_jit, state, data,
-                                   epochs, on_epoch)
+    state, history, finite = _segment(trainer.epoch_jit, trainer.evaluate_jit, state, data,
+                                      0, epochs, on_epoch, store=store)
     return FitResult(state, full, seed, {k: v.tolist() for k, v in history.items()},
                      diverged=not bool(finite))
 

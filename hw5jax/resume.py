@@ -1,0 +1,216 @@
+"""Runs that survive interruption. An output directory remembers the command that made it;
+every program (one run, or a stack of runs trained as one vmapped program) checkpoints its
+whole state at the end of each epoch; finished stages are recorded. The same command pointed
+at the same `--out` therefore continues where it stopped, and gives the same results as a run
+never interrupted (the RNG state is part of every checkpoint).
+
+    OUT/run.json                  the experiment and its effective config (another is refused)
+    OUT/state/<stage>.json        the record of a finished stage (e.g. one optimizer's entry)
+    OUT/state/<program>/<epoch>/  orbax checkpoints of a program, the latest two kept
+
+    run_dir = RunDir.claim(out, "optim_sweep", config)
+    with run_dir:                                 # Ctrl-C -> Interrupted("... to resume ...")
+        entry = run_dir.stage("sgd", lambda: tune_and_retrain(..., state_dir=run_dir.state))
+
+Checkpoints are written asynchronously (orbax) while the next epoch trains, and awaited
+before the program returns or the process exits. A checkpoint cut short (kill -9 during the
+write) is an uncommitted temporary directory: orbax removes it and the previous epoch's is
+used. A committed checkpoint that cannot be read is an error, never a silent restart.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+
+from hw5jax.checkpoint import CheckpointError
+from hw5jax.cli import ConfigError, Interrupted
+from hw5jax.results import write_json
+
+RUN_FILE = "run.json"
+
+
+def _plain(value: Any) -> Any:
+    """A config value as JSON would give it back (tuples -> lists)."""
+    return json.loads(json.dumps(value))
+
+
+class RunDir:
+    """The output directory of one experiment run, claimed for one command (see module doc)."""
+
+    def __init__(self, path: Path, experiment: str, config: Mapping[str, Any]):
+        self.path = Path(path)
+        self.experiment = experiment
+        self.config = dict(config)
+        self.state = self.path / "state"
+        self._open: list[ProgramStore] = []
+
+    @classmethod
+    def claim(cls, path: str | os.PathLike, experiment: str, config: Any) -> RunDir:
+        """Take `path` for this command: an empty (or new) directory is stamped with the
+        experiment and its config; one stamped by the same command is resumed; anything else
+        (another command, or files that are not a run of ours) is refused with a ConfigError.
+
+        `config`: a dataclass or mapping of every option that changes results; its `out`
+        field, if any, is left out (the directory is where, not what).
+        """
+        if dataclasses.is_dataclass(config):
+            config = dataclasses.asdict(config)
+        config = _plain({k: v for k, v in dict(config).items() if k != "out"})
+        path = Path(path)
+        stamp = path / RUN_FILE
+        if stamp.is_file():
+            try:
+                previous = json.loads(stamp.read_text())
+            except (ValueError, UnicodeDecodeError) as err:
+                raise ConfigError(f"--out {path}: unreadable {RUN_FILE} ({err})") from err
+            if previous.get("experiment") != experiment:
+                raise ConfigError(
+                    f"--out {path}: holds a run of {previous.get('experiment')!r}, not "
+                    f"{experiment!r}; choose another --out")
+            old = previous.get("config", {})
+            changed = sorted(k for k in {*old, *config} if old.get(k) != config.get(k))
+            if changed:
+                diffs = ", ".join(f"--{k.replace('_', '-')} {_show(config.get(k))} (was "
+                                  f"{_show(old.get(k))})" for k in changed)
+                raise ConfigError(f"--out {path}: holds a run of another command ({diffs}); "
+                                  "rerun that command to resume it, or choose another --out")
+            for leftover in path.rglob(".*.tmp"):  # an atomic write cut short by a kill
+                if leftover.is_file():
+                    leftover.unlink()
+        elif path.is_dir() and any(path.iterdir()):
+            raise ConfigError(f"--out {path}: not empty and not a run of this project "
+                              f"(no {RUN_FILE}); choose another --out")
+        else:
+            path.mkdir(parents=True, exist_ok=True)
+            write_json(stamp, {"experiment": experiment, "config": config})
+        return cls(path, experiment, config)
+
+    # ------------------------------------------------------------------ state
+
+    def finished(self) -> dict | None:
+        """The results of a finished run in this directory (its results.json), else None."""
+        results = self.path / "results.json"
+        return json.loads(results.read_text()) if results.is_file() else None
+
+    def started(self) -> bool:
+        """Whether an earlier, interrupted invocation left state to continue from."""
+        return self.state.is_dir() and any(self.state.iterdir())
+
+    def stage(self, name: str, compute: Callable[[], dict],
+              on_skip: Callable[[], Any] | None = None) -> dict:
+        """`compute()`'s record, saved as OUT/state/<name>.json when it returns; if that file
+        exists (a finished stage of an earlier, interrupted invocation), it is read instead
+        (and `on_skip()` called, e.g. to advance a progress bar)."""
+        done = self.state / f"{name}.json"
+        if done.is_file():
+            if on_skip is not None:
+                on_skip()
+            return json.loads(done.read_text())
+        record = compute()
+        self.state.mkdir(parents=True, exist_ok=True)
+        write_json(done, record)
+        return json.loads(done.read_text())  # exactly what a resumed run would read
+
+    def __enter__(self) -> RunDir:
+        return self
+
+    def __exit__(self, kind, err, tb) -> None:
+        if kind is KeyboardInterrupt:
+            raise Interrupted(
+                f"interrupted; what finished is saved in {self.path}. To continue, rerun the "
+                f"same command with --out {self.path}") from err
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, list):
+        return ",".join(map(str, value))
+    return str(value)
+
+
+class ProgramStore:
+    """Per-epoch checkpoints of one program under `directory`: the (stacked) training state
+    and a JSON record (epoch, history so far, ...). Use as a context manager, or `close()`:
+    pending asynchronous writes are awaited there."""
+
+    def __init__(self, directory: str | os.PathLike, keep: int = 2):
+        self.directory = Path(directory).absolute()
+        try:
+            self.manager = ocp.CheckpointManager(
+                self.directory,
+                options=ocp.CheckpointManagerOptions(
+                    max_to_keep=keep, cleanup_tmp_directories=True,
+                    enable_async_checkpointing=True),
+            )
+        except Exception as err:  # noqa: BLE001 - orbax/tensorstore raise many kinds
+            raise CheckpointError(f"{self.directory}: cannot open: {_first_line(err)}") from err
+
+    def latest(self, like: Any) -> tuple[Any, dict] | None:
+        """(state, record) of the latest committed epoch, state shaped (and sharded) like
+        `like`; None if nothing was saved yet."""
+        step = self.manager.latest_step()
+        if step is None:
+            return None
+        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
+        try:
+            restored = self.manager.restore(step, args=ocp.args.Composite(
+                state=ocp.args.StandardRestore(abstract), record=ocp.args.JsonRestore()))
+        except Exception as err:  # noqa: BLE001
+            raise CheckpointError(
+                f"{self.directory / str(step)}: cannot resume from this checkpoint "
+                f"({_first_line(err)}); delete {self.directory} to train this program "
+                "again from its start") from err
+        state, record = restored["state"], dict(restored["record"])
+        for got, want in zip(jax.tree.leaves(state), jax.tree.leaves(like), strict=True):
+            if got.shape != want.shape or got.dtype != want.dtype:
+                raise CheckpointError(f"{self.directory / str(step)}: checkpoint of another "
+                                      f"shape ({got.shape} vs {want.shape})")
+        if record.get("epoch") != step:
+            raise CheckpointError(f"{self.directory / str(step)}: record of epoch "
+                                  f"{record.get('epoch')} in the checkpoint of epoch {step}")
+        return state, record
+
+    def save(self, epoch: int, state: Any, record: Mapping[str, Any]) -> None:
+        try:
+            self.manager.save(epoch, args=ocp.args.Composite(
+                state=ocp.args.StandardSave(state),
+                record=ocp.args.JsonSave({**_plain(_lists(record)), "epoch": epoch})))
+        except Exception as err:  # noqa: BLE001
+            raise CheckpointError(f"{self.directory}: cannot save epoch {epoch}: "
+                                  f"{_first_line(err)}") from err
+
+    def close(self) -> None:
+        """Wait for pending writes and release the manager."""
+        try:
+            self.manager.wait_until_finished()
+        finally:
+            self.manager.close()
+
+    def __enter__(self) -> ProgramStore:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _lists(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _lists(v) for k, v in value.items()}
+    if isinstance(value, (np.ndarray, np.generic, jax.Array)):
+        return np.asarray(value).tolist()
+    if isinstance(value, (list, tuple)):
+        return [_lists(v) for v in value]
+    return value
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
