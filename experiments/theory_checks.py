@@ -522,6 +522,9 @@ def _cost(r: T.ResultMomentumMLP, mu: float) -> str:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     config = parse_config(Config, argv, description=__doc__, prog="experiments.theory_checks")
+    from hw5jax.data import load_mnist
+
+    mnist = load_mnist(config.data)  # bad --data fails before anything is computed or written
     out = output_dir(config.out, "theory_checks")
     start = time.perf_counter()
     results: dict = {}
@@ -532,19 +535,12 @@ def main(argv: list[str] | None = None) -> int:
         ("2.3", lambda: T.measure_2_3(), T.checks_2_3),
         ("5.1", lambda: T.measure_5_1(seed=config.seed), T.checks_5_1),
         ("1.1", lambda: T.measure_1_1(seed=config.seed), T.checks_1_1),
-        ("data", None, None),
         ("1.2", None, T.checks_1_2),
         ("2.3mlp", None, T.checks_2_3_mlp),
     ]
-    mnist = None
     with tqdm(stages, desc="theory checks", unit="part", file=sys.stderr) as bar:
         for key, measure, check in bar:
             bar.set_postfix_str(key)
-            if key == "data":
-                from hw5jax.data import load_mnist
-
-                mnist = load_mnist(config.data)
-                continue
             if key == "1.2":
                 results[key] = run_l2(mnist, config)
             elif key == "2.3mlp":

@@ -91,6 +91,12 @@ def run_main(main: Callable[[list[str] | None], Any], argv: list[str] | None = N
     exit code 130 (with how to resume, when the run can be); `--debug` anywhere on the command
     line shows the full traceback instead."""
     enable_compilation_cache()
+    # A path that is not UTF-8 (argv holds its bytes as surrogate escapes) must print, not
+    # raise UnicodeEncodeError at the end of a run: stdout gives the bytes back as they are,
+    # stderr escapes them (what Python does for stderr under any locale).
+    for stream, errors in ((sys.stdout, "surrogateescape"), (sys.stderr, "backslashreplace")):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors=errors)
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]

@@ -20,9 +20,14 @@ used. A committed checkpoint that cannot be read is an error, never a silent res
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
+import shutil
+import signal
+import sys
+import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -31,7 +36,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from hw5jax.checkpoint import CheckpointError
+from hw5jax.checkpoint import CheckpointError, error_reason, native_dir, orbax_logs_held
 from hw5jax.cli import ConfigError, Interrupted
 from hw5jax.results import write_json
 
@@ -121,13 +126,53 @@ class RunDir:
         return json.loads(done.read_text())  # exactly what a resumed run would read
 
     def __enter__(self) -> RunDir:
+        self._previous_handler = _defer_ctrl_c()
         return self
 
     def __exit__(self, kind, err, tb) -> None:
-        if kind is KeyboardInterrupt:
+        _restore_ctrl_c(self._previous_handler)
+        if kind is not None and issubclass(kind, KeyboardInterrupt):
             raise Interrupted(
                 f"interrupted; what finished is saved in {self.path}. To continue, rerun the "
                 f"same command with --out {self.path}") from err
+
+
+# ---------------------------------------------------------------- Ctrl-C between epochs
+#
+# Inside a RunDir, Ctrl-C does not raise wherever the main thread happens to be (inside
+# orbax's event loop it can be swallowed, or cut a checkpoint's bookkeeping in half); it is
+# noted, and `stop_point()` (called by the training loop after each epoch's checkpoint)
+# raises KeyboardInterrupt there. A second Ctrl-C raises at once.
+
+_ctrl_c = {"pressed": False}
+
+
+def _on_ctrl_c(signum, frame) -> None:
+    if _ctrl_c["pressed"]:
+        raise KeyboardInterrupt
+    _ctrl_c["pressed"] = True
+    print("\nCtrl-C: stopping after this epoch's checkpoint (Ctrl-C again to stop at once)",
+          file=sys.stderr, flush=True)
+
+
+def _defer_ctrl_c():
+    _ctrl_c["pressed"] = False
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGINT, _on_ctrl_c)
+
+
+def _restore_ctrl_c(previous) -> None:
+    _ctrl_c["pressed"] = False
+    if previous is not None:
+        signal.signal(signal.SIGINT, previous)
+
+
+def stop_point() -> None:
+    """Raise KeyboardInterrupt if Ctrl-C was pressed inside a RunDir (a safe place to stop:
+    everything up to here is checkpointed)."""
+    if _ctrl_c["pressed"]:
+        raise KeyboardInterrupt
 
 
 def _show(value: Any) -> str:
@@ -143,15 +188,23 @@ class ProgramStore:
 
     def __init__(self, directory: str | os.PathLike, keep: int = 2):
         self.directory = Path(directory).absolute()
+        # For the store's whole life (its writes finish in background threads): orbax's
+        # tracebacks held back (a failure is one CheckpointError line), and a directory whose
+        # name is not UTF-8 handed to tensorstore through a descriptor.
+        self._context = contextlib.ExitStack()
+        self._held = self._context.enter_context(orbax_logs_held())
         try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            native = self._context.enter_context(native_dir(self.directory))
             self.manager = ocp.CheckpointManager(
-                self.directory,
+                native,
                 options=ocp.CheckpointManagerOptions(
                     max_to_keep=keep, cleanup_tmp_directories=True,
                     enable_async_checkpointing=True),
             )
         except Exception as err:  # noqa: BLE001 - orbax/tensorstore raise many kinds
-            raise CheckpointError(f"{self.directory}: cannot open: {_first_line(err)}") from err
+            self._context.close()
+            raise CheckpointError(f"{self.directory}: cannot open: {error_reason(err)}") from err
 
     def latest(self, like: Any) -> tuple[Any, dict] | None:
         """(state, record) of the latest committed epoch, state shaped (and sharded) like
@@ -184,15 +237,27 @@ class ProgramStore:
                 state=ocp.args.StandardSave(state),
                 record=ocp.args.JsonSave({**_plain(_lists(record)), "epoch": epoch})))
         except Exception as err:  # noqa: BLE001
+            self._held.discard()
             raise CheckpointError(f"{self.directory}: cannot save epoch {epoch}: "
-                                  f"{_first_line(err)}") from err
+                                  f"{error_reason(err)}") from err
 
     def close(self) -> None:
-        """Wait for pending writes and release the manager."""
+        """Wait for pending writes and release the manager. A write that failed in the
+        background (disk full, ...) is a CheckpointError here; its temporary directory is
+        removed (a resumed run restarts from the last committed epoch)."""
         try:
             self.manager.wait_until_finished()
+        except Exception as err:  # noqa: BLE001
+            self._held.discard()  # orbax's tracebacks of the failure: this error says it
+            for tmp in self.directory.glob("*.orbax-checkpoint-tmp*"):
+                shutil.rmtree(tmp, ignore_errors=True)
+            raise CheckpointError(f"{self.directory}: cannot save a checkpoint: "
+                                  f"{error_reason(err)}") from err
         finally:
-            self.manager.close()
+            try:
+                self.manager.close()
+            finally:
+                self._context.close()
 
     def __enter__(self) -> ProgramStore:
         return self

@@ -33,7 +33,7 @@ from jax.sharding import NamedSharding, PartitionSpec
 
 from hw5jax.data import MNIST, Split
 from hw5jax.optim import full_hparams, make_optimizer
-from hw5jax.resume import ProgramStore
+from hw5jax.resume import ProgramStore, stop_point
 
 State = dict[str, Any]
 Metrics = dict[str, jax.Array]
@@ -296,6 +296,7 @@ def _segment(epoch_fn, evaluate_fn, state: State, data: MNIST, start: int, stop:
             if on_epoch is not None:
                 on_epoch(epoch, state, {k: v[-1] for k, v in history.items()} |
                          {"finite": finite})
+            stop_point()  # Ctrl-C (inside a hw5jax.resume.RunDir) stops here
     finally:
         if ckpt is not None:
             ckpt.close()

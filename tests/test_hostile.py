@@ -203,9 +203,6 @@ def test_the_data_command_refuses_a_foreign_pickle_unexecuted(tmp_path, capsys):
     assert not marker.exists()
 
 
-@pytest.mark.xfail(reason="experiments/theory_checks.py creates --out and runs Problems 2.x "
-                          "and 5.1 before it loads --data (proposed fix in the issue 7 report)",
-                   strict=False)
 def test_theory_checks_refuses_bad_data_before_any_work(tmp_path, bad_input, monkeypatch):
     from hw5jax import theory
 
@@ -547,10 +544,6 @@ def test_a_run_on_a_full_disk_ends_as_one_line(files, full_disk, capsys):
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
-@pytest.mark.xfail(strict=False, reason=(
-    "hw5jax/resume.py's ProgramStore: orbax's asynchronous save fails in a background "
-    "thread; its ValueError escapes close() unwrapped and absl logs tracebacks (proposed "
-    "fix in the issue 7 report)"))
 def test_a_resumable_run_on_a_full_disk_ends_as_one_line(files, full_disk, capsys):
     with pytest.raises(SystemExit) as info:
         run_main(optim_sweep.main, ["--quick", "--optimizers", "sgd", "--data",
@@ -662,10 +655,6 @@ def test_a_run_under_a_non_utf8_directory_succeeds(procs):
     assert leftovers(run) == []
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "two fixes outside this test's files (issue 7 report): hw5jax/resume.py's ProgramStore "
-    "hands tensorstore the non-UTF-8 path (RuntimeError), and run_main's stdout is strict "
-    "UTF-8 under an en_US.UTF-8 locale, so printing the results path raises"))
 def test_a_resumable_run_under_a_non_utf8_directory_with_a_strict_stdout(procs):
     code, stdout, stderr = procs["runs"]["sweep_ok"]
     assert code == 0, stderr.decode("utf-8", "backslashreplace")
