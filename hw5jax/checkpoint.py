@@ -27,6 +27,7 @@ import os
 import re
 import secrets
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -274,9 +275,15 @@ def save(path: str | os.PathLike, state: Any, metadata: dict | None = None) -> P
         _swap_into_place(staging, path)
         _fsync_dir(path.parent)
     except BaseException as err:
-        _remove(staging)
-        for leftover in path.parent.glob(f"{name}.orbax-checkpoint-tmp*"):
-            _remove(leftover)
+        # orbax's writer threads may still be finishing after the failure: sweep until
+        # nothing of this save is left (bounded: ~2 s).
+        for _ in range(20):
+            leftovers = [staging, *path.parent.glob(f"{name}.orbax-checkpoint-tmp*")]
+            if not any(p.exists() for p in leftovers):
+                break
+            for leftover in leftovers:
+                _remove(leftover)
+            time.sleep(0.1)
         for directory in reversed(created):
             with contextlib.suppress(OSError):
                 directory.rmdir()  # only if still empty
