@@ -86,7 +86,8 @@ def run(config: BatchnormConfig) -> dict:
     model = {"layers": list(LAYERS), "activation": config.activation}
     results = {"experiment": "batchnorm", "data": data_record, "model": model,
                "optimizer": "sgd", "epochs": config.epochs, "grid_epochs": grid_epochs,
-               "prune_at": config.prune_at or None, "batch_size": config.batch_size,
+               "prune_at": config.prune_at or None, "prune_factor": config.prune_factor,
+               "batch_size": config.batch_size,
                "lam": config.lam, "seeds": seeds, "quick": requested.quick,
                "devices": jax.device_count(), "wall_seconds": None, "variants": {}}
     ticks = progress_ticks(config.seeds, config.epochs, grid_epochs)

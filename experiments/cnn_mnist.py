@@ -13,22 +13,21 @@ Writes OUT/results.json, val_accuracy.png, table.md and OUT/checkpoints/<recipe>
 from __future__ import annotations
 
 import functools
-import sys
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import optax
-from tqdm import tqdm
 
 from hw5jax import checkpoint
 from hw5jax import data as mnist_data
 from hw5jax.augment import make_augment
 from hw5jax.cli import ConfigError, parse_config, run_main
+from hw5jax.experiment import Progress, finished, prepare
 from hw5jax.models.cnn import CNN, WEIGHT_INITS
 from hw5jax.plots import plot_curves
-from hw5jax.results import output_dir, write_json, write_text
+from hw5jax.results import write_json, write_text
 from hw5jax.train import Trainer, accuracy_on, fit
 
 HOMEWORK_TEST_ACCURACY = 0.9915  # the homework's reported result (Problem 5.2)
@@ -190,49 +189,48 @@ def run(config: CNNConfig) -> dict:
     requested = config
     config = config.effective()
     hp = config.hparams()
-    mnist = mnist_data.load_mnist(config.data)  # fails before anything is written
-    source = config.data
-    if source == "auto":
-        source = "embedded" if mnist_data.embedded_path().is_file() else "tfds"
+    mnist, data_record, run_dir = prepare(config, "cnn_mnist")  # bad input: nothing written
+    if (done := finished(run_dir)) is not None:
+        return done
     if requested.quick:
         mnist = _subset(mnist, QUICK_SIZES)
-    out = output_dir(config.out, "cnn_mnist")
+        data_record.update(mnist_data.describe(mnist))
+    out = run_dir.path
     trainer = make_trainer(hp, n_train=len(mnist.train.labels))
     seeds = list(range(config.seeds))
 
-    bar = tqdm(total=len(seeds) * hp["epochs"], unit="epoch", desc=f"cnn_mnist {config.recipe}",
-               file=sys.stderr, dynamic_ncols=True)
-
-    def progress(epoch, _state, metrics):
-        bar.set_postfix(val=f"{float(metrics['val_accuracy']):.4f}",
-                        cost=f"{float(metrics['train_cost']):.4f}")
-        bar.update(1)
-
-    test, seconds, history, diverged = [], [], {"train_cost": [], "val_accuracy": []}, []
-    for seed in seeds:
-        bar.set_description(f"cnn_mnist {config.recipe}: seed {seed}")
+    def train_seed(seed: int, progress: Progress) -> dict:
+        """One seed, checkpointed every epoch (OUT/state/seed<k>/), tested once, saved."""
         t0 = time.perf_counter()
         result = fit(trainer, mnist, {"learning_rate": hp["learning_rate"]}, seed=seed,
-                     epochs=hp["epochs"], on_epoch=progress)
-        seconds.append(time.perf_counter() - t0)  # training + per-epoch validation
+                     epochs=hp["epochs"], store=run_dir.state / f"seed{seed}",
+                     on_epoch=lambda e, _s, m: progress(f"cnn_mnist {config.recipe}: seed "
+                                                        f"{seed}", e, m))
         acc = None if config.no_test else accuracy_on(trainer, result.state, mnist.test)
-        test.append(acc)
-        diverged.append(result.diverged)
-        for k in history:
-            history[k].append(result.history[k])
         checkpoint.save(out / "checkpoints" / f"{config.recipe}_seed{seed}", result.state, {
             "experiment": "cnn_mnist", "recipe": config.recipe, "hparams": hp, "seed": seed,
             "val_accuracy": result.history["val_accuracy"][-1], "test_accuracy": acc,
             "diverged": result.diverged,
         })
-    bar.close()
+        # Training + per-epoch validation, in this invocation (a resumed seed: the rest).
+        return {"test": acc, "seconds": time.perf_counter() - t0, "history": result.history,
+                "diverged": result.diverged}
+
+    with run_dir, Progress(len(seeds) * hp["epochs"], f"cnn_mnist {config.recipe}") as bar:
+        done_seeds = [run_dir.stage(f"seed{seed}", functools.partial(train_seed, seed, bar),
+                                    on_skip=lambda: bar.skip(hp["epochs"]))
+                      for seed in seeds]
+    test = [d["test"] for d in done_seeds]
+    seconds = [d["seconds"] for d in done_seeds]
+    diverged = [d["diverged"] for d in done_seeds]
+    history = {k: [d["history"][k] for d in done_seeds] for k in ("train_cost", "val_accuracy")}
 
     results = {
         "experiment": "cnn_mnist",
         "recipe": config.recipe,
         "epochs": hp["epochs"],
         "hparams": hp,
-        "data": {"source": source, **mnist_data.describe(mnist)},
+        "data": data_record,
         "seeds": seeds,
         "quick": requested.quick,
         "test_accuracy": None if config.no_test else test,

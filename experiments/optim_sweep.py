@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field, replace
 
 import jax
+import optax
 
 from hw5jax.cli import ConfigError, one_device_per_core, parse_config, run_main
 from hw5jax.experiment import MLPConfig, Progress, check_positive, finished, prepare, tune
@@ -26,6 +27,7 @@ from hw5jax.sweep import grid_points, progress_ticks
 from hw5jax.train import Trainer
 
 LAYERS = (784, 100, 100, 10)
+SCHEDULES = ("constant", "cosine")
 # The homework's results table (Problem 3.1), for the side-by-side.
 HOMEWORK = {
     "sgd": ("eta = 0.8", 0.9792),
@@ -43,6 +45,11 @@ def _grid(default: tuple[float, ...], help_text: str):
 class SweepConfig(MLPConfig):
     optimizers: tuple[str, ...] = field(default=tuple(HOMEWORK), metadata={
         "help": "optimizers to compare", "metavar": "NAME,NAME,..."})
+    schedule: str = field(default="cosine", metadata={
+        "help": "learning-rate schedule of every run: constant | cosine (decays the step to 0 "
+                "over --epochs)"})
+    lam: float = field(default=5.0, metadata={
+        "help": "L2 strength lambda: cost + lambda/(2n) * sum w^2 (5: Nielsen's ch. 3)"})
     sgd_grid: tuple[float, ...] = _grid((0.01, 0.03, 0.1, 0.3, 1.0, 3.0), "SGD learning rates")
     momentum_grid: tuple[float, ...] = _grid((0.001, 0.003, 0.01, 0.03, 0.1, 0.3),
                                              "momentum learning rates")
@@ -58,6 +65,8 @@ class SweepConfig(MLPConfig):
             raise ConfigError("--optimizers: name at least one optimizer")
         for name in self.optimizers:
             check_name(name)
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"--schedule {self.schedule!r}: use one of {', '.join(SCHEDULES)}")
         for option in ("sgd_grid", "momentum_grid", "adagrad_grid", "adam_grid"):
             check_positive("--" + option.replace("_", "-"), getattr(self, option))
         check_positive("--momentum-mu", self.momentum_mu, low=None, high=1.0)
@@ -100,11 +109,15 @@ def table(results: dict) -> str:
                     f"{100 * entry['test_accuracy_std']:.2f}")
         lines.append(f"| {name} | {ours} | {mine} | {hw_setting} | {100 * hw_acc:.2f}% |")
     lines.append("")
+    prune = ("" if not results.get("prune_at") else
+             f" (the best 1/{results['prune_factor']} of each grid after "
+             f"{results['prune_at']} epochs)")
     lines.append(
         f"{results['model']['activation']} MLP {'-'.join(map(str, LAYERS))}, batch "
-        f"{results['batch_size']}, {results['epochs']} epochs, grid scored after "
-        f"{results['grid_epochs']} epochs on validation; wall time "
-        f"{results['wall_seconds']:.0f} s.")
+        f"{results['batch_size']}, {results['epochs']} epochs, {results.get('schedule')} "
+        f"learning rate, lambda = {results['lam']:g}; grid scored after "
+        f"{results['grid_epochs']} epochs on validation{prune}; wall time "
+        f"{results['wall_seconds']:.0f} s on {results.get('devices')} device(s).")
     return "\n".join(lines) + "\n"
 
 
@@ -117,6 +130,10 @@ def run(config: SweepConfig) -> dict:
         return done
     out = run_dir.path
     model_fn = functools.partial(MLP, LAYERS, activation=config.activation)
+    schedule = None
+    if config.schedule == "cosine":
+        steps = config.epochs * (len(mnist.train.labels) // config.batch_size)
+        schedule = optax.cosine_decay_schedule(1.0, steps)
     ticks = progress_ticks(config.seeds, config.epochs, config.grid_epochs)
 
     results = {
@@ -125,7 +142,8 @@ def run(config: SweepConfig) -> dict:
         "model": {"layers": list(LAYERS), "activation": config.activation},
         "epochs": config.epochs,
         "grid_epochs": config.grid_epochs or config.epochs,
-        "prune_at": config.prune_at or None,
+        "prune_at": config.prune_at or None, "prune_factor": config.prune_factor,
+        "schedule": config.schedule,
         "batch_size": config.batch_size,
         "lam": config.lam,
         "seeds": list(range(config.seeds)),
@@ -137,7 +155,7 @@ def run(config: SweepConfig) -> dict:
     with run_dir, Progress(len(config.optimizers) * ticks, "optim_sweep") as progress:
         for name in config.optimizers:
             trainer = Trainer(model_fn, name, batch_size=config.batch_size, lam=config.lam,
-                              n_train=len(mnist.train.labels))
+                              n_train=len(mnist.train.labels), schedule=schedule)
             entry = tune(run_dir, progress, config, trainer, mnist, config.grid(name), name,
                          metadata={"experiment": "optim_sweep", "model": results["model"],
                                    "batch_size": config.batch_size, "lam": config.lam})

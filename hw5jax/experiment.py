@@ -51,9 +51,11 @@ class MLPConfig(CommonConfig):
     lam: float = field(default=0.0, metadata={
         "help": "L2 strength lambda: cost + lambda/(2n) * sum w^2"})
     prune_at: int = field(default=10, metadata={
-        "help": "successive halving: after this many epochs only the better half of each "
-                "grid (by validation accuracy) trains on; 0 = every grid point trains to the "
-                "end"})
+        "help": "successive halving: after this many epochs only the best 1/--prune-factor "
+                "of each grid (by validation accuracy) trains on; 0 = every grid point trains "
+                "to the end"})
+    prune_factor: int = field(default=3, metadata={
+        "help": "successive halving keeps ceil(grid size / this) points"})
 
     def __post_init__(self):
         super().__post_init__()
@@ -61,6 +63,8 @@ class MLPConfig(CommonConfig):
             raise ConfigError(f"--grid-epochs {self.grid_epochs}: must be in 1..--epochs")
         if self.prune_at < 0:
             raise ConfigError(f"--prune-at {self.prune_at}: must be >= 0")
+        if self.prune_factor < 1:
+            raise ConfigError(f"--prune-factor {self.prune_factor}: must be at least 1")
         if self.lam < 0:
             raise ConfigError(f"--lam {self.lam}: must be >= 0")
         if self.activation not in ACTIVATIONS:
@@ -79,7 +83,8 @@ def tune(run_dir: RunDir, progress: Progress, config: MLPConfig, trainer, data, 
         name,
         lambda: tune_and_retrain(
             trainer, data, grid, seeds, config.epochs, grid_epochs=grid_epochs,
-            prune_at=config.prune_at or None, checkpoint_dir=run_dir.path / "checkpoints",
+            prune_at=config.prune_at or None, prune_factor=config.prune_factor,
+            checkpoint_dir=run_dir.path / "checkpoints",
             state_dir=run_dir.state, name=name, progress=progress, metadata=metadata),
         on_skip=lambda: progress.skip(progress_ticks(config.seeds, config.epochs,
                                                      grid_epochs)))

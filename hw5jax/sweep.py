@@ -53,15 +53,17 @@ def progress_ticks(n_seeds: int, epochs: int, grid_epochs: int | None = None) ->
 
 def tune_and_retrain(trainer: Trainer, data: MNIST, grid: Sequence[Mapping[str, float]],
                      seeds: Sequence[int], epochs: int, *, grid_epochs: int | None = None,
-                     prune_at: int | None = None, checkpoint_dir: Path | None = None,
+                     prune_at: int | None = None, prune_factor: int = 3,
+                     checkpoint_dir: Path | None = None,
                      state_dir: Path | None = None, name: str = "run",
                      metadata: Mapping[str, Any] | None = None,
                      progress: Progress | None = None) -> dict[str, Any]:
     """Train `grid` on seeds[0] for `grid_epochs` (default `epochs`) as one vmapped program,
     pick the best on validation, train it for `epochs` on every seed, test each once.
 
-    prune_at: successive halving; after that many epochs only the better half of the grid
-    (by validation accuracy) trains on, and the best is chosen among those.
+    prune_at: successive halving; after that many epochs only the best 1/`prune_factor` of
+    the grid (by validation accuracy, rounded up) trains on, and the best is chosen among
+    those.
     When the grid ran the full `epochs`, its seeds[0] run *is* that seed's final run (same
     seed, same arithmetic), so it is reused rather than trained twice.
     state_dir: per-epoch checkpoints of both programs (`<name>_grid/`, `<name>_seeds/`), so
@@ -76,7 +78,7 @@ def tune_and_retrain(trainer: Trainer, data: MNIST, grid: Sequence[Mapping[str, 
     def store(program: str) -> Path | None:
         return None if state_dir is None else Path(state_dir) / f"{name}_{program}"
 
-    keep = None if prune_at is None else (prune_at, -(-len(grid) // 2))
+    keep = None if prune_at is None else (prune_at, -(-len(grid) // prune_factor))
     tuned = fit_grid(trainer, data, grid, [seeds[0]] * len(grid), grid_epochs, keep=keep,
                      on_epoch=report(f"{name}: grid of {len(grid)}"), store=store("grid"))
     entry: dict[str, Any] = {

@@ -219,3 +219,19 @@ def test_ctrl_c_exits_cleanly_and_says_how_to_resume(mnist, tmp_path):
     _, err = resumed.communicate(timeout=600)
     assert resumed.returncode == 0 and "continuing the interrupted run" in err, err[-2000:]
     assert os.path.isfile(out / "results.json")
+
+
+@pytest.mark.mnist
+def test_cnn_records_each_seed_and_a_rerun_trains_nothing(mnist, tmp_path, capsys):
+    from experiments import cnn_mnist
+
+    out = tmp_path / "cnn"
+    argv = ["--recipe", "homework", "--quick", "--out", str(out)]
+    run_main(cnn_mnist.main, argv)
+    assert (out / "state" / "seed0.json").is_file()  # the finished seed's record
+    assert sorted(p.name for p in (out / "state" / "seed0").iterdir()) == ["1"]  # its epoch
+    first = (out / "results.json").read_text()
+    capsys.readouterr()
+    run_main(cnn_mnist.main, argv)
+    assert "nothing to train" in capsys.readouterr().err
+    assert (out / "results.json").read_text() == first
