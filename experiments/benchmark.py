@@ -265,8 +265,7 @@ def init_state(trainer: Trainer, learning_rate: float, seed: int = SEED):
 
 def init_grid(trainer: Trainer, rates) -> Any:
     hp = [full_hparams(trainer.optimizer, {"learning_rate": r}) for r in rates]
-    stacked = {k: jnp.array([h[k] for h in hp], jnp.float32) for k in hp[0]}
-    return trainer.init_many(jnp.zeros(len(rates), jnp.uint32), stacked)
+    return trainer.init_many([0] * len(rates), hp)
 
 
 def epoch_order(state, n: int, batch_size: int = BATCH) -> np.ndarray:

@@ -55,7 +55,7 @@ def enable_compilation_cache() -> None:
     from hw5jax.data import cache_dir
 
     jax.config.update("jax_compilation_cache_dir", str(cache_dir() / "jax-cache"))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
 
 
 def one_device_per_core() -> int:

@@ -89,7 +89,6 @@ class Trainer:
         self.graphdef = nnx.split(abstract, nnx.Param, ...)[0]
         # Compiled once per Trainer (and per input shape); vmapped twins for grids/seeds.
         self.init_jit = jax.jit(self.init)
-        self.init_many = jax.jit(jax.vmap(self.init))
         self.epoch_jit = jax.jit(self.epoch, donate_argnums=0)
         self.epoch_many = jax.jit(jax.vmap(self.epoch, in_axes=(0, None, None)),
                                   donate_argnums=0)
@@ -101,6 +100,14 @@ class Trainer:
             donate_argnums=0)
         self.evaluate_jit = jax.jit(self.evaluate)
         self.evaluate_many = jax.jit(jax.vmap(self.evaluate, in_axes=(0, None, None)))
+
+    def init_many(self, seeds: Sequence[int], hparams: Sequence[Mapping[str, float]]) -> State:
+        """A stack of fresh runs (run i: `seeds[i]`, `hparams[i]`), each made by the one
+        compiled `init` and stacked: the same arrays as `jax.vmap(init)`, without compiling a
+        vmapped initialiser for every stack size (that took seconds per program)."""
+        runs = [self.init_jit(jnp.uint32(seed), {k: jnp.float32(v) for k, v in hp.items()})
+                for seed, hp in zip(seeds, hparams, strict=True)]
+        return jax.tree.map(lambda *leaves: jnp.stack(leaves), *runs)
 
     def abstract_state(self) -> State:
         """Shapes and dtypes of a state (no arrays allocated): the target for restoring a
@@ -184,6 +191,11 @@ class Trainer:
         n = images.shape[0]
         steps = n // self.batch_size
         rng, perm_key, step_key = jax.random.split(state["rng"] if key is None else key, 3)
+        if key is not None:
+            # The same value, computed from this run's own key: a sharded stack of runs then
+            # gets its next keys back sharded as they came (from the shared key they would
+            # come back replicated, and the next epoch would compile a second program).
+            rng = jax.random.split(state["rng"], 3)[0]
         order = jax.random.permutation(perm_key, n)[: steps * self.batch_size]
         order = order.reshape(steps, self.batch_size)
 
@@ -348,9 +360,7 @@ def fit_grid(trainer: Trainer, data: MNIST, hparams: Sequence[Mapping[str, float
     history: list[dict[str, list[float]]] = [{k: [] for k in HISTORY} for _ in range(n)]
     finite = np.ones(n, bool)
     states: dict[int, State] = {}
-    state = trainer.init_many(jnp.array(seeds, jnp.uint32),
-                              {k: jnp.array([hp[k] for hp in full], jnp.float32)
-                               for k in full[0]})
+    state = trainer.init_many(seeds, full)
     start = 0
     for part, stop in enumerate(stops):
         if part > 0:  # successive halving: the best `keep_count` runs go on
