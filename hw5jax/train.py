@@ -258,16 +258,21 @@ def _loop(epoch_fn, evaluate_fn, state: State, data: MNIST, epochs: int,
           on_epoch: OnEpoch | None, data_sharding: jax.sharding.Sharding | None = None
           ) -> tuple[State, dict[str, np.ndarray], np.ndarray]:
     """`epochs` times: a scanned pass over `data.train`, then validation.
-    Returns the state, the history (arrays [epochs, ...]) and which runs stayed finite."""
+    Returns the state, the history (arrays [epochs, ...]) and which runs stayed finite.
+    An empty `data.val` (nothing held out, e.g. training on train+val) is not evaluated:
+    its "val_accuracy" entries are NaN."""
     train_x, train_y = device_split(data.train, data_sharding)
-    val_x, val_y = device_split(data.val, data_sharding)
+    has_val = len(data.val.labels) > 0
+    if has_val:
+        val_x, val_y = device_split(data.val, data_sharding)
     history: dict[str, list[np.ndarray]] = {"train_cost": [], "val_accuracy": []}
     finite = None
     for epoch in range(1, epochs + 1):
         state, metrics = epoch_fn(state, train_x, train_y)
-        val = evaluate_fn(state, val_x, val_y)
-        row = {"train_cost": np.asarray(metrics["train_cost"]),
-               "val_accuracy": np.asarray(val["accuracy"])}
+        cost = np.asarray(metrics["train_cost"])
+        val = (np.asarray(evaluate_fn(state, val_x, val_y)["accuracy"]) if has_val
+               else np.full(cost.shape, np.nan, np.float32))
+        row = {"train_cost": cost, "val_accuracy": val}
         ok = np.asarray(metrics["finite"])
         finite = ok if finite is None else finite & ok
         for k, v in row.items():
