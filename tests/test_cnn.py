@@ -199,6 +199,7 @@ def test_recipes_are_the_homework_and_overrides_apply():
     assert hw["epochs"] == 4 and hw["batch_size"] == 128 and hw["learning_rate"] == 1e-3
     assert hw["channels"] == (32, 64) and hw["hidden"] == (100, 100)
     assert not hw["batch_norm"] and hw["dropout"] == 0 and hw["max_shift"] == 0
+    assert hw["weight_init"] == "torch"  # the homework trained in PyTorch
     best = cnn_mnist.CNNConfig(dropout=0.0, hidden=(64,)).hparams()
     assert best["dropout"] == 0.0 and best["hidden"] == (64,) and best["batch_norm"]
     assert hw["train_on"] == best["train_on"] == "train"  # recorded in results.json hparams
