@@ -281,8 +281,10 @@ def _segment(epoch_fn, evaluate_fn, state: State, data: MNIST, start: int, stop:
     """Epochs start+1..stop of a program (one run, or a stack): a scanned pass over
     `data.train`, then validation. With `store`, the state and the history so far are
     checkpointed after every epoch, and a call finding checkpoints there continues from the
-    latest (a finished segment only restores). Returns the state, the history of these epochs
-    ({key: array [stop - start, ...]}) and which runs stayed finite."""
+    latest (a finished segment only restores). An empty `data.val` (nothing held out, e.g.
+    training on train+val) is not evaluated: its "val_accuracy" entries are NaN. Returns the
+    state, the history of these epochs ({key: array [stop - start, ...]}) and which runs
+    stayed finite."""
     history: dict[str, list] = {k: [] for k in HISTORY}
     finite = np.ones(np.shape(state["step"]), bool)
     ckpt = None if store is None else ProgramStore(store)
@@ -296,12 +298,16 @@ def _segment(epoch_fn, evaluate_fn, state: State, data: MNIST, start: int, stop:
                 on_epoch(start, state, {k: v[-1] for k, v in history.items()} |
                          {"finite": finite})
         train_x, train_y = device_split(data.train, data_sharding)
-        val_x, val_y = device_split(data.val, data_sharding)
+        has_val = len(data.val.labels) > 0  # nothing held out (train+val): not evaluated
+        if has_val:
+            val_x, val_y = device_split(data.val, data_sharding)
         for epoch in range(start + 1, stop + 1):
             state, metrics = epoch_fn(state, train_x, train_y)
-            val = evaluate_fn(state, val_x, val_y)
-            history["train_cost"].append(np.asarray(metrics["train_cost"]))
-            history["val_accuracy"].append(np.asarray(val["accuracy"]))
+            cost = np.asarray(metrics["train_cost"])
+            history["train_cost"].append(cost)
+            history["val_accuracy"].append(
+                np.asarray(evaluate_fn(state, val_x, val_y)["accuracy"]) if has_val
+                else np.full(cost.shape, np.nan, np.float32))
             finite = finite & np.asarray(metrics["finite"])
             if ckpt is not None:
                 ckpt.save(epoch, state, {"history": history, "finite": finite})

@@ -147,7 +147,7 @@ def test_jitted_cnn_step_lowers_the_loss_on_a_fixed_batch(tiny):
     x, y = jnp.asarray(tiny.train.images[:64]), jnp.asarray(tiny.train.labels[:64])
     step = jax.jit(trainer.train_step)
     costs = []
-    for i in range(15):
+    for i in range(40):  # PyTorch-style init starts small: a few more steps
         state, cost = step(state, x, y, jax.random.PRNGKey(i))
         costs.append(float(cost))
     assert costs[-1] < 0.5 * costs[0], costs
@@ -185,6 +185,8 @@ def test_best_recipe_trains_a_scanned_epoch(tiny):
     (["--dropout", "1.5"], "--dropout 1.5: must be in [0, 1)"),
     (["--schedule", "step"], "--schedule 'step'"),
     (["--weight-init", "xavier"], "--weight-init 'xavier'"),
+    (["--train-on", "val"], "--train-on 'val': use one of train, train+val"),
+    (["--train-on", "train+val", "--no-test"], "nothing would be evaluated"),
     (["--data", "/no/such/mnist"], "unknown data source"),
 ])
 def test_bad_input_is_one_line_nonzero_exit_and_nothing_written(argv, message, tmp_path,
@@ -197,8 +199,41 @@ def test_recipes_are_the_homework_and_overrides_apply():
     assert hw["epochs"] == 4 and hw["batch_size"] == 128 and hw["learning_rate"] == 1e-3
     assert hw["channels"] == (32, 64) and hw["hidden"] == (100, 100)
     assert not hw["batch_norm"] and hw["dropout"] == 0 and hw["max_shift"] == 0
+    assert hw["weight_init"] == "torch"  # the homework trained in PyTorch
     best = cnn_mnist.CNNConfig(dropout=0.0, hidden=(64,)).hparams()
     assert best["dropout"] == 0.0 and best["hidden"] == (64,) and best["batch_norm"]
+    assert hw["train_on"] == best["train_on"] == "train"  # recorded in results.json hparams
+    assert cnn_mnist.CNNConfig(train_on="train+val").hparams()["train_on"] == "train+val"
+
+
+def test_merge_val_into_train_keeps_every_image_and_holds_nothing_out(tiny):
+    merged = cnn_mnist.merge_val_into_train(tiny)
+    assert len(merged.train.labels) == len(tiny.train.labels) + len(tiny.val.labels)
+    assert len(merged.val.labels) == 0 and merged.val.images.shape[1:] == (28, 28, 1)
+    np.testing.assert_array_equal(merged.train.images[:512], tiny.train.images)
+    np.testing.assert_array_equal(merged.train.images[512:], tiny.val.images)
+    np.testing.assert_array_equal(merged.train.labels[512:], tiny.val.labels)
+    assert merged.test is tiny.test
+
+
+def test_train_plus_val_run_reports_no_validation(tiny, tmp_path, capsys, monkeypatch):
+    """--train-on train+val: trains on train + val, evaluates test; the validation history is
+    null (nothing held out), not an accuracy on images it trained on."""
+    monkeypatch.setattr(cnn_mnist.mnist_data, "load_mnist", lambda source: tiny)
+    out = tmp_path / "cnn"
+    run_main(cnn_mnist.main, ["--recipe", "homework", "--quick", "--train-on", "train+val",
+                              "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert "none (trained on train+val)" in printed
+    results = json.loads((out / "results.json").read_text())
+    assert results["hparams"]["train_on"] == "train+val"
+    assert (results["data"]["train"], results["data"]["val"]) == (512 + 256, 0)
+    assert results["history"]["val_accuracy"] is None
+    assert results["validation"].startswith("none")
+    assert len(results["history"]["train_cost"][0]) == 1
+    assert len(results["test_accuracy"]) == 1 and 0 <= results["test_accuracy"][0] <= 1
+    assert "no validation accuracy was measured" in (out / "table.md").read_text()
+    assert (out / "train_cost.png").stat().st_size > 0 and not (out / "val_accuracy.png").exists()
 
 
 @pytest.mark.mnist
@@ -209,6 +244,7 @@ def test_quick_run_writes_the_contracted_results(mnist, tmp_path, capsys):
     results = json.loads((out / "results.json").read_text())
     assert results["experiment"] == "cnn_mnist" and results["recipe"] == "homework"
     assert results["epochs"] == 1 and results["hparams"]["learning_rate"] == 1e-3
+    assert results["hparams"]["train_on"] == "train" and results["validation"].startswith("held")
     assert results["data"]["train"] == 2_000
     assert len(results["test_accuracy"]) == 1 and results["test_accuracy"][0] > 0.5
     assert results["test_accuracy_mean"] == results["test_accuracy"][0]
