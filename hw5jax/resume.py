@@ -23,11 +23,13 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import logging
 import os
 import shutil
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -249,8 +251,15 @@ class ProgramStore:
             self.manager.wait_until_finished()
         except Exception as err:  # noqa: BLE001
             self._held.discard()  # orbax's tracebacks of the failure: this error says it
-            for tmp in self.directory.glob("*.orbax-checkpoint-tmp*"):
-                shutil.rmtree(tmp, ignore_errors=True)
+            # Its abandoned asyncio futures would also print their tracebacks at exit.
+            logging.getLogger("asyncio").setLevel(logging.CRITICAL)
+            for _ in range(20):  # orbax's writer threads may still be finishing: ~2 s at most
+                leftovers = list(self.directory.glob("*.orbax-checkpoint-tmp*"))
+                if not leftovers:
+                    break
+                for tmp in leftovers:
+                    shutil.rmtree(tmp, ignore_errors=True)
+                time.sleep(0.1)
             raise CheckpointError(f"{self.directory}: cannot save a checkpoint: "
                                   f"{error_reason(err)}") from err
         finally:
