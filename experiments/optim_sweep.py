@@ -50,6 +50,10 @@ class SweepConfig(MLPConfig):
                 "over --epochs)"})
     lam: float = field(default=5.0, metadata={
         "help": "L2 strength lambda: cost + lambda/(2n) * sum w^2 (5: Nielsen's ch. 3)"})
+    prune_at: int = field(default=5, metadata={
+        "help": "successive halving: after this many epochs only the best 1/--prune-factor "
+                "of each grid (by validation accuracy) trains on; 0 = every grid point trains "
+                "to the end"})
     sgd_grid: tuple[float, ...] = _grid((0.01, 0.03, 0.1, 0.3, 1.0, 3.0), "SGD learning rates")
     momentum_grid: tuple[float, ...] = _grid((0.001, 0.003, 0.01, 0.03, 0.1, 0.3),
                                              "momentum learning rates")
