@@ -147,7 +147,9 @@ def test_jitted_cnn_step_lowers_the_loss_on_a_fixed_batch(tiny):
     x, y = jnp.asarray(tiny.train.images[:64]), jnp.asarray(tiny.train.labels[:64])
     step = jax.jit(trainer.train_step)
     costs = []
-    for i in range(40):  # PyTorch-style init starts small: a few more steps
+    # 25 steps: PyTorch's default init (the homework recipe's) starts with tiny logits and
+    # halves the cost after about 20 steps here (He-normal: after about 8).
+    for i in range(25):
         state, cost = step(state, x, y, jax.random.PRNGKey(i))
         costs.append(float(cost))
     assert costs[-1] < 0.5 * costs[0], costs
