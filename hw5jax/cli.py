@@ -67,7 +67,7 @@ def one_device_per_core() -> int:
     README, "speed"). Only for experiments whose work is stacks of runs: a single run would
     use one core. Must be called before JAX starts (the first computation); later, or when
     XLA_FLAGS already sets a device count, it changes nothing. Returns the devices requested
-    (0 if nothing was changed).
+    (0 if XLA_FLAGS chose, or JAX had started with another count).
     """
     import os
 

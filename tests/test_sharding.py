@@ -42,3 +42,30 @@ def test_sharded_grid_equals_unsharded_on_four_cpu_devices():
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "max abs difference" in done.stdout
+
+
+CORES = textwrap.dedent("""
+    import os, jax
+    from hw5jax.cli import one_device_per_core
+    asked = one_device_per_core()
+    devices = jax.device_count()
+    print(asked, devices, os.environ.get("XLA_FLAGS", ""))
+    one_device_per_core()  # JAX has started: a second call changes nothing
+    assert jax.device_count() == devices
+""")
+
+
+def test_one_device_per_core_unless_the_user_chose():
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    done = subprocess.run([sys.executable, "-c", CORES], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    asked, devices, flags = done.stdout.split(maxsplit=2)
+    cores = len(os.sched_getaffinity(0))
+    assert int(asked) == int(devices) == cores
+    assert "--xla_cpu_multi_thread_eigen=false" in flags
+    env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=3"  # the user's choice wins
+    done = subprocess.run([sys.executable, "-c", CORES], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[:2] == ["0", "3"]
