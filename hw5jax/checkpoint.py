@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import json
 import logging
 import os
@@ -35,6 +34,8 @@ from typing import Any
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+
+from hw5jax.data import sha256_of
 
 DIGESTS = "hw5jax-sha256.json"
 _STAGING_PREFIX = ".hw5jax-saving-"
@@ -165,21 +166,13 @@ def is_checkpoint(path: str | os.PathLike) -> bool:
 # ----------------------------------------------------------------------------- digests
 
 
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _files(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file() and p.name != DIGESTS)
 
 
 def _write_digests(root: Path) -> None:
     files = {p.relative_to(root).as_posix(): {"size": p.stat().st_size,
-                                              "sha256": _file_digest(p)}
+                                              "sha256": sha256_of(p)}
              for p in _files(root)}
     with open(root / DIGESTS, "w", encoding="utf-8") as f:
         json.dump({"format": 1, "files": files}, f, indent=1)
@@ -208,7 +201,7 @@ def _verify_digests(path: Path) -> None:
             raise CheckpointError(f"{path}: corrupt checkpoint: {rel} has {got} bytes, "
                                   f"expected {size} (truncated or damaged)")
         try:
-            digest = _file_digest(file)
+            digest = sha256_of(file)
         except OSError as err:
             raise CheckpointError(f"{path}: cannot read {rel}: {error_reason(err)}") from err
         if digest != sha256:

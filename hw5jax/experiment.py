@@ -41,6 +41,14 @@ class CommonConfig:
                 raise ConfigError(f"--{option.replace('_', '-')} {value}: must be at least 1")
 
 
+def prune_at_field(default: int):
+    """The `--prune-at` option (an experiment may choose its own default)."""
+    return field(default=default, metadata={
+        "help": "successive halving: after this many epochs only the best 1/--prune-factor "
+                "of each grid (by validation accuracy) trains on; 0 = every grid point trains "
+                "to the end"})
+
+
 @dataclass(frozen=True)
 class MLPConfig(CommonConfig):
     """Options of the experiments on the homework's MLP (optimizer sweep, batch norm)."""
@@ -50,10 +58,7 @@ class MLPConfig(CommonConfig):
     activation: str = field(default="relu", metadata={"help": "hidden activation: relu|sigmoid"})
     lam: float = field(default=0.0, metadata={
         "help": "L2 strength lambda: cost + lambda/(2n) * sum w^2"})
-    prune_at: int = field(default=10, metadata={
-        "help": "successive halving: after this many epochs only the best 1/--prune-factor "
-                "of each grid (by validation accuracy) trains on; 0 = every grid point trains "
-                "to the end"})
+    prune_at: int = prune_at_field(10)
     prune_factor: int = field(default=3, metadata={
         "help": "successive halving keeps ceil(grid size / this) points"})
 
