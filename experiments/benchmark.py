@@ -8,7 +8,9 @@ process on one machine: same data, same network, same initial weights, same numb
 
 The PyTorch side is the homework's loop: eager, `torch.optim`, a shuffled index loop over
 in-memory float tensors, batch 128, `torch.set_num_threads(os.cpu_count())`. The hw5jax side
-is `Trainer.epoch_jit` (one scanned, compiled epoch) or `Trainer.epoch_many` (a vmapped grid).
+is `Trainer.epoch_jit` (one scanned, compiled epoch) or, for the grid, `Trainer.epoch_shared`
+(one vmapped program, the runs sharing every batch, sharded over one single-threaded device
+per core: how `fit_grid` trains a tuning grid).
 Both sides of a case run interleaved in the same process; each reports the median of
 `--repeats` epochs. The first hw5jax call compiles: `compile_s` is that call minus the
 steady-state median, reported separately, never hidden. A torch warm-up of a few steps is not
@@ -45,14 +47,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+from jax.sharding import NamedSharding, PartitionSpec
 
 from hw5jax import data as mnist_data
-from hw5jax.cli import ConfigError, parse_config, run_main
+from hw5jax.cli import ConfigError, one_device_per_core, parse_config, run_main
 from hw5jax.models.cnn import CNN, conv_as_matmul, max_pool_2x2
 from hw5jax.models.mlp import MLP
 from hw5jax.optim import full_hparams
 from hw5jax.results import output_dir, write_json, write_text
-from hw5jax.train import Trainer
+from hw5jax.train import Trainer, runs_mesh
 
 CASES = ("mlp_epoch_sgd", "mlp_epoch_adam", "grid8_mlp_epoch", "cnn_epoch")
 EXTRA_CASES = ("cnn_formulations",)
@@ -418,13 +421,23 @@ def run_mlp(torch, optimizer: str, images, labels, config: BenchmarkConfig) -> d
 
 
 def run_grid(torch, images, labels, config: BenchmarkConfig) -> dict[str, Any]:
+    """The 8 rates as a tuning sweep trains them (`fit_grid`): one program, the runs sharing
+    the seed and so every batch (`Trainer.epoch_shared`), the stack split over the devices
+    (`runs_mesh`; one single-threaded device per core, see `main`)."""
     trainer = mlp_trainer("sgd")
+    state = init_grid(trainer, GRID_RATES)
+    start = numpy_params(jax.tree.map(lambda leaf: leaf[0], state))
+    mesh = runs_mesh()
+    if mesh is not None and len(GRID_RATES) % mesh.size:
+        mesh = None  # the runs do not split evenly (fit_grid would pad): one device
     x, y = jnp.asarray(images), jnp.asarray(labels)
-    holder = {"state": init_grid(trainer, GRID_RATES)}
-    start = numpy_params(jax.tree.map(lambda leaf: leaf[0], holder["state"]))
+    if mesh is not None:
+        state = jax.device_put(state, NamedSharding(mesh, PartitionSpec("runs")))
+        x, y = jax.device_put((x, y), NamedSharding(mesh, PartitionSpec()))
+    holder = {"state": state}
 
     def jax_epoch():
-        holder["state"], metrics = trainer.epoch_many(holder["state"], x, y)
+        holder["state"], metrics = trainer.epoch_shared(holder["state"], x, y)
         block(metrics)
 
     torch_run = None
@@ -440,7 +453,7 @@ def run_grid(torch, images, labels, config: BenchmarkConfig) -> dict[str, Any]:
             for model, opt in runs:  # the homework's way: one run after another
                 torch_epoch(torch, model, opt, tx, ty)
 
-    return {"learning_rates": list(GRID_RATES),
+    return {"learning_rates": list(GRID_RATES), "devices": 1 if mesh is None else mesh.size,
             **compare(jax_epoch, torch_run, config.repeats, "grid8_mlp_epoch")}
 
 
@@ -571,7 +584,8 @@ def table(results: dict) -> str:
     peak, size = results["peak_matmul_gflops"], results["matmul_size"]
     torch_peak = results.get("peak_matmul_gflops_torch")
     lines += ["", f"Median of {results['repeats']} interleaved repeats; data: "
-              f"{results['data']}; {results['cpu_count']} CPUs; jax {results['jax']}, "
+              f"{results['data']}; {results['cpu_count']} CPUs as {results['devices']} JAX "
+              f"device(s) (XLA_FLAGS '{results['xla_flags']}'); jax {results['jax']}, "
               f"torch {results['torch'] or 'absent'} ({results['torch_threads']} threads); "
               f"compile times {'cached' if results['quick'] else 'cold'}. "
               f"Peak {size}x{size} float32 matmul: {peak:.0f} GFLOP/s (jax)"
@@ -633,6 +647,8 @@ def run(config: BenchmarkConfig) -> dict:
         "repeats": config.repeats,
         "batch_size": BATCH,
         "cpu_count": os.cpu_count(),
+        "devices": jax.device_count(),
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),
         "jax": jax.__version__,
         "torch": torch.__version__ if torch is not None else None,
         "torch_threads": torch.get_num_threads() if torch is not None else None,
@@ -668,6 +684,10 @@ def run(config: BenchmarkConfig) -> dict:
 def main(argv: list[str] | None = None) -> None:
     config = parse_config(BenchmarkConfig, argv, description=__doc__,
                           prog="python -m experiments.benchmark")
+    # As the sweeps run: each core a single-threaded device. The grid case shards its runs
+    # over them; a single run (MLP, CNN) uses one of them, which measured as fast as one
+    # device with a 2-thread pool here (README, "Speed").
+    one_device_per_core()
     # Compile time is part of what is measured: no reuse of a previous run's programs
     # (except in a --quick smoke run, whose times mean nothing).
     cache = jax.config.jax_enable_compilation_cache

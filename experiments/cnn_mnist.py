@@ -48,14 +48,14 @@ RECIPES: dict[str, dict[str, Any]] = {
         "epochs": 4, "batch_size": 128, "learning_rate": 1e-3, "schedule": "constant",
         "channels": (32, 64), "hidden": (100, 100), "batch_norm": False, "dropout": 0.0,
         "max_shift": 0.0, "max_degrees": 0.0, "label_smoothing": 0.0, "ema_decay": 0.0,
-        "weight_init": "torch",
+        "weight_init": "torch", "normalize": False,
     },
     # Still two conv + max-pool layers; see docs/cnn.md for which choices mattered.
     "best": {
         "epochs": 8, "batch_size": 128, "learning_rate": 3e-3, "schedule": "cosine",
         "channels": (32, 64), "hidden": (256, 128), "batch_norm": True, "dropout": 0.3,
         "max_shift": 2.0, "max_degrees": 10.0, "label_smoothing": 0.1, "ema_decay": 0.0,
-        "weight_init": "he",
+        "weight_init": "he", "normalize": False,
     },
 }
 QUICK_SIZES = {"train": 2_000, "val": 1_000, "test": 1_000}
@@ -94,6 +94,9 @@ class CNNConfig:
                                         "evaluation (0 = off)")
     weight_init: str | None = _override("he (N(0, 2/fan_in)) | torch (PyTorch's default, "
                                         "U(+-1/sqrt(fan_in)))")
+    normalize: bool | None = _override("standardise the pixels with MNIST's mean and std "
+                                       "(0.1307, 0.3081), as PyTorch's MNIST examples do",
+                                       "BOOL")
     train_on: str = field(default="train", metadata={
         "help": "train (50,000 images; validate on the other 10,000) | train+val (all "
                 "60,000, no validation)", "metavar": "SPLITS"})
@@ -157,7 +160,8 @@ def make_trainer(hp: dict[str, Any], n_train: int) -> Trainer:
     """A Trainer for one recipe (`hp` as returned by `CNNConfig.hparams`)."""
     model_fn = functools.partial(CNN, tuple(hp["channels"]), tuple(hp["hidden"]),
                                  batch_norm=hp["batch_norm"], dropout=hp["dropout"],
-                                 weight_init=hp["weight_init"])
+                                 weight_init=hp["weight_init"],
+                                 normalize=hp["normalize"])
     schedule = None
     if hp["schedule"] == "cosine":
         total = hp["epochs"] * (n_train // hp["batch_size"])

@@ -196,6 +196,16 @@ def test_bad_input_is_one_line_nonzero_exit_and_nothing_written(argv, message, t
     bad_input(cnn_mnist.main, argv, message, tmp_path / "out")
 
 
+def test_normalize_standardises_the_pixels_before_the_first_conv():
+    plain = nnx.jit(lambda: CNN((4, 6), (8,), rngs=nnx.Rngs(0)))()
+    normed = nnx.jit(lambda: CNN((4, 6), (8,), normalize=True, rngs=nnx.Rngs(0)))()
+    x = images(4)
+    standardised = (x - 0.1307) / 0.3081
+    np.testing.assert_allclose(normed.features(x)[-1], plain.features(standardised)[-1],
+                               rtol=1e-5, atol=1e-6)
+    assert not np.allclose(normed(x), plain(x))
+
+
 def test_recipes_are_the_homework_and_overrides_apply():
     hw = cnn_mnist.CNNConfig(recipe="homework").hparams()
     assert hw["epochs"] == 4 and hw["batch_size"] == 128 and hw["learning_rate"] == 1e-3

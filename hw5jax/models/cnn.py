@@ -19,6 +19,9 @@ from flax import nnx
 # ReLU halves the variance it passes on: N(0, 2/fan_in) keeps activations the same size.
 HE_INIT = nnx.initializers.variance_scaling(2.0, "fan_in", "normal")
 WEIGHT_INITS = ("he", "torch")
+# MNIST's pixel mean and standard deviation (in [0, 1] units), the constants of PyTorch's
+# MNIST examples (`transforms.Normalize((0.1307,), (0.3081,))`).
+MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 
 
 def _inits(weight_init: str, fan_in: int):
@@ -82,12 +85,14 @@ class CNN(nnx.Module):
     channels: filters of the two conv layers; hidden: widths of the dense layers before the
     10-way output; weight_init: "he" or "torch" (PyTorch's default); batch_norm: BatchNorm
     after each conv and hidden dense map (biases dropped, BatchNorm's shift replaces them);
-    dropout: rate applied to the input of every dense layer after the first (training only).
+    dropout: rate applied to the input of every dense layer after the first (training only);
+    normalize: standardise the pixels first, (x - MNIST_MEAN) / MNIST_STD.
     """
 
     def __init__(self, channels: Sequence[int] = (32, 64), hidden: Sequence[int] = (100, 100),
                  *, kernel_size: int = 5, batch_norm: bool = False, dropout: float = 0.0,
-                 bn_momentum: float = 0.9, weight_init: str = "he", rngs: nnx.Rngs):
+                 bn_momentum: float = 0.9, weight_init: str = "he", normalize: bool = False,
+                 rngs: nnx.Rngs):
         if len(channels) != 2:
             raise ValueError(f"channels {tuple(channels)}: the network has exactly two conv "
                              "layers")
@@ -96,6 +101,7 @@ class CNN(nnx.Module):
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout {dropout}: must be in [0, 1)")
         self.batch_norm = batch_norm
+        self.normalize = normalize
         c_in = (1, *channels[:-1])
         self.convs = nnx.List([
             nnx.Conv(i, o, (kernel_size, kernel_size), padding="SAME", use_bias=not batch_norm,
@@ -120,6 +126,8 @@ class CNN(nnx.Module):
     def features(self, x: jax.Array, *, train: bool = False) -> list[jax.Array]:
         """The output of each conv + ReLU + max-pool block:
         [float[B, 14, 14, c1], float[B, 7, 7, c2]]."""
+        if self.normalize:
+            x = (x - MNIST_MEAN) / MNIST_STD
         maps = []
         for i, conv in enumerate(self.convs):
             x = conv(x)
