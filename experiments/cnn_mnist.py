@@ -226,7 +226,8 @@ def run(config: CNNConfig) -> dict:
     requested = config
     config = config.effective()
     hp = config.hparams()
-    mnist, data_record, run_dir = prepare(config, "cnn_mnist")  # bad input: nothing written
+    # bad input: nothing written; the recipe's values are stamped, not only the overrides
+    mnist, data_record, run_dir = prepare(config, "cnn_mnist", {"hparams": hp})
     if (done := finished(run_dir)) is not None:
         return done
     if requested.quick:

@@ -5,7 +5,7 @@ experiment's config extends), loading the data before anything is written, and a
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -106,17 +106,21 @@ def check_positive(flag: str, values, low: float = 0.0, high: float | None = Non
             raise ConfigError(f"{flag}: {v:g} is not {what}")
 
 
-def prepare(config: Any, experiment: str) -> tuple[mnist_data.MNIST, dict, RunDir]:
+def prepare(config: Any, experiment: str, resolved: dict | None = None
+            ) -> tuple[mnist_data.MNIST, dict, RunDir]:
     """Load the data (`config.data`), then claim the output directory (`config.out`) for this
     command (`hw5jax.resume.RunDir.claim`): bad input fails before anything is written, and
-    an earlier run of another command is refused. Returns (mnist, the "data" record of
+    an earlier run of another command is refused. `resolved`: values the options stand for
+    (e.g. a recipe's hyperparameters), stamped with them, so that a run is never resumed
+    under defaults that have changed since it started. Returns (mnist, the "data" record of
     results.json, the run directory); says on stderr when it continues an interrupted run."""
     mnist = mnist_data.load_mnist(config.data)
     source = config.data
     if source == "auto":
         source = "embedded" if mnist_data.embedded_path().is_file() else "tfds"
     record = {"source": source, **mnist_data.describe(mnist)}
-    run_dir = RunDir.claim(output_dir(config.out, experiment), experiment, config)
+    stamp = config if resolved is None else {**asdict(config), **resolved}
+    run_dir = RunDir.claim(output_dir(config.out, experiment), experiment, stamp)
     if run_dir.finished() is None and run_dir.started():
         print(f"{experiment}: continuing the interrupted run in {run_dir.path}",
               file=sys.stderr)
