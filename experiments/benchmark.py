@@ -47,7 +47,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
-from jax.sharding import NamedSharding, PartitionSpec
 
 from hw5jax import data as mnist_data
 from hw5jax.cli import ConfigError, one_device_per_core, parse_config, run_main
@@ -55,7 +54,7 @@ from hw5jax.models.cnn import CNN, conv_as_matmul, max_pool_2x2
 from hw5jax.models.mlp import MLP
 from hw5jax.optim import full_hparams
 from hw5jax.results import output_dir, write_json, write_text
-from hw5jax.train import Trainer, runs_mesh
+from hw5jax.train import Trainer, runs_mesh, shard_runs
 
 CASES = ("mlp_epoch_sgd", "mlp_epoch_adam", "grid8_mlp_epoch", "cnn_epoch")
 EXTRA_CASES = ("cnn_formulations",)
@@ -430,10 +429,8 @@ def run_grid(torch, images, labels, config: BenchmarkConfig) -> dict[str, Any]:
     mesh = runs_mesh()
     if mesh is not None and len(GRID_RATES) % mesh.size:
         mesh = None  # the runs do not split evenly (fit_grid would pad): one device
-    x, y = jnp.asarray(images), jnp.asarray(labels)
-    if mesh is not None:
-        state = jax.device_put(state, NamedSharding(mesh, PartitionSpec("runs")))
-        x, y = jax.device_put((x, y), NamedSharding(mesh, PartitionSpec()))
+    state, data_sharding = shard_runs(state, mesh)
+    x, y = jax.device_put((images, labels), data_sharding)
     holder = {"state": state}
 
     def jax_epoch():

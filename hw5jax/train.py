@@ -270,6 +270,17 @@ def runs_mesh() -> jax.sharding.Mesh | None:
                          axis_types=(jax.sharding.AxisType.Auto,))
 
 
+def shard_runs(stack: State, mesh: jax.sharding.Mesh | None
+               ) -> tuple[State, NamedSharding | None]:
+    """A stack of runs split along `mesh`'s "runs" axis (its length a multiple of the mesh
+    size), and the sharding that replicates the data over the mesh; unchanged and None
+    without a mesh."""
+    if mesh is None:
+        return stack, None
+    return (jax.device_put(stack, NamedSharding(mesh, PartitionSpec("runs"))),
+            NamedSharding(mesh, PartitionSpec()))
+
+
 OnEpoch = Callable[[int, State, dict[str, np.ndarray]], None]
 # Keys of the per-epoch history (each [epochs, runs]).
 HISTORY = ("train_cost", "val_accuracy")
@@ -379,10 +390,7 @@ def fit_grid(trainer: Trainer, data: MNIST, hparams: Sequence[Mapping[str, float
             alive = [alive[j] for j in survivors]
         pad = (-len(alive)) % size
         padded = _take(state, [*range(len(alive)), *[0] * pad]) if pad else state
-        data_sharding = None
-        if mesh is not None:
-            padded = jax.device_put(padded, NamedSharding(mesh, PartitionSpec("runs")))
-            data_sharding = NamedSharding(mesh, PartitionSpec())
+        padded, data_sharding = shard_runs(padded, mesh)
         padded, seg, seg_finite = _segment(
             epoch_fn, trainer.evaluate_many, padded, data, start, stop, on_epoch,
             data_sharding, None if store is None else Path(store) / f"part{part}")
