@@ -36,6 +36,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from hw5jax.data import sha256_of
+from hw5jax.distributed import is_primary, to_host
 
 DIGESTS = "hw5jax-sha256.json"
 _STAGING_PREFIX = ".hw5jax-saving-"
@@ -47,7 +48,13 @@ class CheckpointError(Exception):
 
 
 def _checkpointer() -> ocp.Checkpointer:
-    return ocp.Checkpointer(ocp.CompositeCheckpointHandler())
+    # One process reads or writes the whole checkpoint (of several, process 0 writes): no
+    # waiting for the others.
+    me = jax.process_index()
+    alone = ocp.options.MultiprocessingOptions(primary_host=me, active_processes={me})
+    handler = ocp.CompositeCheckpointHandler(
+        composite_options=ocp.CompositeOptions(multiprocessing_options=alone))
+    return ocp.Checkpointer(handler, multiprocessing_options=alone)
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -243,10 +250,13 @@ def save(path: str | os.PathLike, state: Any, metadata: dict | None = None) -> P
     An existing checkpoint at `path` is replaced (anything else there is refused). Returns
     the absolute path. Raises CheckpointError (the disk is full, the directory read-only,
     ...) after removing everything it wrote: `path` then holds what it held before.
+    Of several processes (`hw5jax.distributed`), every one must call it; process 0 writes.
     """
     path = Path(path).absolute()
+    state = to_host(state)
+    if not is_primary():
+        return path
     _check_replaceable(path)
-    state = jax.device_get(state)
     try:
         created = _make_parents(path.parent)
     except OSError as err:

@@ -86,10 +86,15 @@ def one_device_per_core() -> int:
     return cores or 1
 
 
-def run_main(main: Callable[[list[str] | None], Any], argv: list[str] | None = None) -> None:
+def run_main(main: Callable[[list[str] | None], Any], argv: list[str] | None = None, *,
+             several_processes: bool = False) -> None:
     """Run a CLI's `main`: bad input ends as `error: ...` on stderr and exit code 2, Ctrl-C as
     exit code 130 (with how to resume, when the run can be); `--debug` anywhere on the command
-    line shows the full traceback instead."""
+    line shows the full traceback instead.
+
+    several_processes: the command may run as one of several processes when the environment
+    asks for it (`hw5jax.distributed`; commands whose work is stacks of runs); the others
+    refuse such an environment."""
     enable_compilation_cache()
     # A path that is not UTF-8 (argv holds its bytes as surrogate escapes) must print, not
     # raise UnicodeEncodeError at the end of a run: stdout gives the bytes back as they are,
@@ -101,6 +106,9 @@ def run_main(main: Callable[[list[str] | None], Any], argv: list[str] | None = N
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]
     try:
+        from hw5jax.distributed import initialize_from_env
+
+        initialize_from_env(allowed=several_processes)  # if the environment says so
         main(argv)
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)

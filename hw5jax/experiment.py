@@ -13,6 +13,7 @@ from tqdm import tqdm
 
 from hw5jax import data as mnist_data
 from hw5jax.cli import ConfigError
+from hw5jax.distributed import is_primary
 from hw5jax.models.mlp import ACTIVATIONS
 from hw5jax.results import output_dir
 from hw5jax.resume import RunDir
@@ -144,7 +145,7 @@ class Progress:
 
     def __init__(self, total: int, desc: str):
         self.bar = tqdm(total=total, unit="epoch", desc=desc, file=sys.stderr,
-                        dynamic_ncols=True)
+                        dynamic_ncols=True, disable=not is_primary())
         self.done: dict[str, int] = {}  # last epoch seen per stage (a resumed one jumps)
 
     def __call__(self, stage: str, epoch: int, metrics: dict[str, np.ndarray]) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from hw5jax.cli import ConfigError
+from hw5jax.distributed import is_primary
 
 
 def output_dir(out: str | os.PathLike | None, experiment: str) -> Path:
@@ -46,8 +47,11 @@ def _umask() -> int:
 def _atomic_write(path: Path, write) -> Path:
     """Write `path` through `write(binary file)`: into a temporary file beside it, then
     renamed over it. On any failure the temporary file is removed and `path` is left as it
-    was; an OSError (disk full, read-only directory, ...) is raised naming `path` itself."""
+    was; an OSError (disk full, read-only directory, ...) is raised naming `path` itself.
+    Of several processes (`hw5jax.distributed`), only process 0 writes."""
     path = Path(path)
+    if not is_primary():
+        return path
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -79,8 +83,13 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def json_text(obj: Any) -> str:
+    """`obj` as the JSON text `write_json` writes."""
+    return json.dumps(_jsonable(obj), indent=2) + "\n"
+
+
 def write_json(path: str | os.PathLike, obj: Any) -> Path:
-    text = json.dumps(_jsonable(obj), indent=2) + "\n"
+    text = json_text(obj)
     return _atomic_write(Path(path), lambda f: f.write(text.encode()))
 
 

@@ -40,9 +40,11 @@ import orbax.checkpoint as ocp
 
 from hw5jax.checkpoint import CheckpointError, error_reason, native_dir, orbax_logs_held
 from hw5jax.cli import ConfigError, Interrupted
-from hw5jax.results import write_json
+from hw5jax.distributed import barrier, is_primary
+from hw5jax.results import json_text, write_json
 
 RUN_FILE = "run.json"
+_CLAIMED = "hw5jax: output directory claimed"
 
 
 def _plain(value: Any) -> Any:
@@ -73,6 +75,18 @@ class RunDir:
             config = dataclasses.asdict(config)
         config = _plain({k: v for k, v in dict(config).items() if k != "out"})
         path = Path(path)
+        primary = is_primary()
+        if not primary:  # several processes: process 0 claims (and stamps) first
+            barrier(_CLAIMED)
+        try:
+            cls._check_or_stamp(path, experiment, config, primary)
+        finally:  # the others then check what process 0 left (and fail as it did, if so)
+            if primary:
+                barrier(_CLAIMED)
+        return cls(path, experiment, config)
+
+    @staticmethod
+    def _check_or_stamp(path: Path, experiment: str, config: dict, primary: bool) -> None:
         stamp = path / RUN_FILE
         if stamp.is_file():
             try:
@@ -90,7 +104,7 @@ class RunDir:
                                   f"{_show(old.get(k))})" for k in changed)
                 raise ConfigError(f"--out {path}: holds a run of another command ({diffs}); "
                                   "rerun that command to resume it, or choose another --out")
-            for leftover in path.rglob(".*.tmp"):  # an atomic write cut short by a kill
+            for leftover in path.rglob(".*.tmp") if primary else ():  # a write cut short
                 if leftover.is_file():
                     leftover.unlink()
         elif path.is_dir() and any(path.iterdir()):
@@ -99,7 +113,6 @@ class RunDir:
         else:
             path.mkdir(parents=True, exist_ok=True)
             write_json(stamp, {"experiment": experiment, "config": config})
-        return cls(path, experiment, config)
 
     # ------------------------------------------------------------------ state
 
@@ -125,7 +138,7 @@ class RunDir:
         record = compute()
         self.state.mkdir(parents=True, exist_ok=True)
         write_json(done, record)
-        return json.loads(done.read_text())  # exactly what a resumed run would read
+        return json.loads(json_text(record))  # exactly what a resumed run would read
 
     def __enter__(self) -> RunDir:
         self._previous_handler = _defer_ctrl_c()

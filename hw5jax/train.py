@@ -32,6 +32,7 @@ from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec
 
 from hw5jax.data import MNIST, Split
+from hw5jax.distributed import to_host
 from hw5jax.optim import full_hparams, make_optimizer
 from hw5jax.resume import ProgramStore, stop_point
 
@@ -314,12 +315,12 @@ def _segment(epoch_fn, evaluate_fn, state: State, data: MNIST, start: int, stop:
             val_x, val_y = device_split(data.val, data_sharding)
         for epoch in range(start + 1, stop + 1):
             state, metrics = epoch_fn(state, train_x, train_y)
-            cost = np.asarray(metrics["train_cost"])
+            cost = to_host(metrics["train_cost"])
             history["train_cost"].append(cost)
             history["val_accuracy"].append(
-                np.asarray(evaluate_fn(state, val_x, val_y)["accuracy"]) if has_val
+                to_host(evaluate_fn(state, val_x, val_y)["accuracy"]) if has_val
                 else np.full(cost.shape, np.nan, np.float32))
-            finite = finite & np.asarray(metrics["finite"])
+            finite = finite & to_host(metrics["finite"])
             if ckpt is not None:
                 ckpt.save(epoch, state, {"history": history, "finite": finite})
             if on_epoch is not None:
