@@ -96,7 +96,11 @@ def test_a_sweep_run_as_two_processes_equals_one_process(tmp_path):
                               env={**cluster, "JAX_PROCESS_ID": str(i)},
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for i in range(2)]
-    outputs = [p.communicate(timeout=600) for p in procs]
+    try:
+        outputs = [p.communicate(timeout=600) for p in procs]
+    finally:  # a hung collective must not outlive the test
+        for p in procs:
+            p.kill()
     for p, (_, err) in zip(procs, outputs, strict=True):
         assert p.returncode == 0, err[-3000:]
     assert all("on 2 device(s)" in out for out, _ in outputs)
