@@ -6,6 +6,10 @@ plain SGD, learning rate retuned on validation; side by side with the same MLP w
     python -m experiments.batchnorm --quick --out /tmp/bn
 
 Writes OUT/results.json, val_accuracy.png, table.md and OUT/checkpoints/<variant>_seed<k>/.
+
+The grids are split over every visible device; started once per host with
+JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and JAX_PROCESS_ID set (or HW5JAX_DISTRIBUTED=1
+under SLURM), over the devices of all hosts (hw5jax/distributed.py; README).
 """
 
 from __future__ import annotations

@@ -6,6 +6,10 @@ validation split, mean +- std test accuracy over seeds.
 
 Writes OUT/results.json, train_cost.png, val_accuracy.png, table.md and
 OUT/checkpoints/<optimizer>_seed<k>/ (orbax).
+
+The grids are split over every visible device; started once per host with
+JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and JAX_PROCESS_ID set (or HW5JAX_DISTRIBUTED=1
+under SLURM), over the devices of all hosts (hw5jax/distributed.py; README).
 """
 
 from __future__ import annotations
