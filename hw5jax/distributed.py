@@ -61,7 +61,8 @@ def initialize_from_env(allowed: bool = True) -> bool:
     except (RuntimeError, ValueError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ConfigError(f"cannot start as one of several processes ({first}); set "
-                          f"{', '.join(ENV)}, or unset them for one process") from err
+                          f"{', '.join(ENV)}, or unset them and HW5JAX_DISTRIBUTED for one "
+                          "process") from err
     return True
 
 
