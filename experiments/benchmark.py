@@ -54,6 +54,15 @@ from hw5jax.models.cnn import CNN, conv_as_matmul, max_pool_2x2
 from hw5jax.models.mlp import MLP
 from hw5jax.optim import full_hparams
 from hw5jax.results import output_dir, write_json, write_text
+from hw5jax.torch_ref import (
+    TORCH_INSTALL,
+    import_torch,
+    torch_cnn,
+    torch_epoch,
+    torch_mlp,
+    torch_optimizer,
+    torch_tensors,
+)
 from hw5jax.train import Trainer, runs_mesh, shard_runs
 
 CASES = ("mlp_epoch_sgd", "mlp_epoch_adam", "grid8_mlp_epoch", "cnn_epoch")
@@ -71,7 +80,7 @@ WARMUP_STEPS = {"mlp": 20, "cnn": 3}  # untimed torch steps (thread pool, alloca
 MATMUL_SIZE = 4096
 SEED = 0
 TORCH_MISSING = ("torch is not installed: the PyTorch side is skipped (its times and ratios "
-                 "are null); install it with `pip install torch==2.13.0`")
+                 f"are null); install it with `{TORCH_INSTALL}`")
 
 
 @dataclass(frozen=True)
@@ -161,92 +170,6 @@ def load_train(config: BenchmarkConfig) -> tuple[np.ndarray, np.ndarray, str]:
     return mnist.train.images, mnist.train.labels, source
 
 
-# ----------------------------------------------------------------------------- PyTorch side
-
-
-def import_torch(threads: int | None = None):
-    try:
-        import torch
-    except ImportError:
-        return None
-    torch.set_num_threads(threads or os.cpu_count() or 1)
-    return torch
-
-
-def torch_mlp(torch, params) -> Any:
-    """A torch.nn.Sequential with hw5jax MLP weights (Linear stores [out, in]: kernel.T)."""
-    nn = torch.nn
-    dense = params["dense"]
-    layers: list[Any] = []
-    for i in range(len(MLP_LAYERS) - 1):
-        linear = nn.Linear(MLP_LAYERS[i], MLP_LAYERS[i + 1])
-        _load(torch, linear, dense[i]["kernel"].T, dense[i]["bias"])
-        layers += [linear, nn.ReLU()] if i < len(MLP_LAYERS) - 2 else [linear]
-    return nn.Sequential(nn.Flatten(), *layers)
-
-
-def torch_cnn(torch, params) -> Any:
-    """The homework CNN as PyTorch writes it (NCHW, conv-ReLU-pool) with hw5jax's weights:
-    conv HWIO -> OIHW; the first dense layer's inputs reordered from NHWC-flatten (h, w, c)
-    to NCHW-flatten (c, h, w)."""
-    nn = torch.nn
-    c1, c2 = CNN_CHANNELS
-    convs = [nn.Conv2d(1, c1, KERNEL, padding=KERNEL // 2),
-             nn.Conv2d(c1, c2, KERNEL, padding=KERNEL // 2)]
-    for conv, p in zip(convs, params["convs"].values(), strict=True):
-        _load(torch, conv, np.transpose(p["kernel"], (3, 2, 0, 1)), p["bias"])
-    widths = [7 * 7 * c2, *CNN_HIDDEN, 10]
-    dense = [nn.Linear(i, o) for i, o in zip(widths[:-1], widths[1:], strict=True)]
-    for i, (linear, p) in enumerate(zip(dense, params["dense"].values(), strict=True)):
-        kernel = np.asarray(p["kernel"])
-        if i == 0:
-            kernel = kernel.reshape(7, 7, c2, -1).transpose(2, 0, 1, 3).reshape(7 * 7 * c2, -1)
-        _load(torch, linear, kernel.T, p["bias"])
-    return nn.Sequential(
-        convs[0], nn.ReLU(), nn.MaxPool2d(2), convs[1], nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), dense[0], nn.ReLU(), dense[1], nn.ReLU(), dense[2])
-
-
-def _load(torch, module, weight, bias) -> None:
-    with torch.no_grad():
-        module.weight.copy_(torch.from_numpy(np.array(weight, np.float32)))
-        module.bias.copy_(torch.from_numpy(np.array(bias, np.float32)))
-
-
-def torch_optimizer(torch, name: str, model, learning_rate: float):
-    if name == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=learning_rate)
-    return torch.optim.Adam(model.parameters(), lr=learning_rate)
-
-
-def torch_epoch(torch, model, optimizer, images, labels, order=None, steps=None) -> float:
-    """The homework's epoch: shuffle indices, slice a batch of in-memory tensors, step.
-    `order` (int[steps, BATCH]) replaces the shuffle (parity checks). Returns the mean cost."""
-    loss_fn = torch.nn.functional.cross_entropy
-    if order is None:
-        perm = torch.randperm(images.shape[0])
-        full = images.shape[0] // BATCH
-        steps = full if steps is None else min(steps, full)
-        order = perm[: steps * BATCH].view(steps, BATCH)
-    total = 0.0
-    for idx in order:
-        x, y = images[idx], labels[idx]
-        loss = loss_fn(model(x), y)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        total += loss.item()
-    return total / len(order)
-
-
-def torch_tensors(torch, images: np.ndarray, labels: np.ndarray, nchw: bool):
-    """uint8 NHWC -> float32 in [0, 1] (NCHW for the CNN), int64 labels: the homework keeps
-    its data in memory as float tensors, converted once."""
-    x = torch.from_numpy(images.astype(np.float32) / 255.0)
-    x = x.permute(0, 3, 1, 2).contiguous() if nchw else x.reshape(len(x), -1)
-    return x, torch.from_numpy(labels.astype(np.int64))
-
-
 # ----------------------------------------------------------------------------- hw5jax side
 
 
@@ -326,7 +249,7 @@ def peak_matmul_gflops(torch, repeats: int = 5, size: int = MATMUL_SIZE) -> dict
     flops = 2 * size**3
     out = {"jax": flops / min(timed(lambda: block(matmul(a, b))) for _ in range(repeats)) / 1e9}
     if torch is not None:
-        ta, tb = torch.from_numpy(np.asarray(a)), torch.from_numpy(np.asarray(b))
+        ta, tb = torch.from_numpy(np.array(a)), torch.from_numpy(np.array(b))  # writable
         ta @ tb
         out["torch"] = flops / min(timed(lambda: ta @ tb) for _ in range(repeats)) / 1e9
     return out

@@ -71,7 +71,9 @@ class CNNConfig:
     recipe: str = field(default="best", metadata={"help": "homework | best"})
     out: str | None = field(default=None, metadata={
         "help": "output directory (default runs/cnn_mnist/<UTC time>)", "metavar": "DIR"})
-    seeds: int = field(default=3, metadata={"help": "seeds 0..K-1 of the final runs"})
+    seeds: int = field(default=3, metadata={"help": "K seeds: F..F+K-1 (F = --first-seed)"})
+    first_seed: int = field(default=0, metadata={
+        "help": "the first seed F (more seeds of a recipe in another run)", "metavar": "F"})
     data: str = field(default="auto", metadata={
         "help": "MNIST source: auto, embedded, tfds, an IDX directory or a .pkl.gz",
         "metavar": "SOURCE"})
@@ -115,6 +117,8 @@ class CNNConfig:
                               "(train+val holds no validation split out)")
         if self.seeds < 1:
             raise ConfigError(f"--seeds {self.seeds}: must be at least 1")
+        if self.first_seed < 0:
+            raise ConfigError(f"--first-seed {self.first_seed}: must be >= 0")
         for name in ("epochs", "batch_size"):
             value = getattr(self, name)
             if value is not None and value < 1:
@@ -173,21 +177,6 @@ def make_trainer(hp: dict[str, Any], n_train: int) -> Trainer:
                    ema_decay=hp["ema_decay"] or None)
 
 
-def _subset(mnist: mnist_data.MNIST, sizes: dict[str, int]) -> mnist_data.MNIST:
-    return mnist_data.MNIST(*(mnist_data.Split(s.images[:sizes[k]], s.labels[:sizes[k]])
-                              for k, s in zip(("train", "val", "test"), mnist, strict=True)))
-
-
-def merge_val_into_train(mnist: mnist_data.MNIST) -> mnist_data.MNIST:
-    """Train on train + val (in that order); the validation split becomes empty, so `fit`
-    skips validation (its history then holds NaN, written as null)."""
-    train, val = mnist.train, mnist.val
-    merged = mnist_data.Split(np.concatenate([train.images, val.images]),
-                              np.concatenate([train.labels, val.labels]))
-    empty = mnist_data.Split(val.images[:0], val.labels[:0])
-    return mnist_data.MNIST(merged, empty, mnist.test)
-
-
 def _pct(x: float) -> str:
     return f"{100 * x:.2f}%"
 
@@ -231,16 +220,16 @@ def run(config: CNNConfig) -> dict:
     if (done := finished(run_dir)) is not None:
         return done
     if requested.quick:
-        mnist = _subset(mnist, QUICK_SIZES)
+        mnist = mnist_data.subset(mnist, QUICK_SIZES)
         data_record.update(mnist_data.describe(mnist))
     held_out = config.train_on == "train"
     n_val = len(mnist.val.labels)
     if not held_out:
-        mnist = merge_val_into_train(mnist)
+        mnist = mnist_data.merge_val_into_train(mnist)
         data_record.update(mnist_data.describe(mnist))
     out = run_dir.path
     trainer = make_trainer(hp, n_train=len(mnist.train.labels))
-    seeds = list(range(config.seeds))
+    seeds = list(range(config.first_seed, config.first_seed + config.seeds))
 
     def train_seed(seed: int, progress: Progress) -> dict:
         """One seed, checkpointed every epoch (OUT/state/seed<k>/), tested once, saved."""

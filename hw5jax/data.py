@@ -105,6 +105,21 @@ def describe(mnist: MNIST) -> dict[str, int]:
     return {name: int(split.labels.shape[0]) for name, split in mnist._asdict().items()}
 
 
+def subset(mnist: MNIST, sizes: dict[str, int]) -> MNIST:
+    """The first `sizes[split]` examples of each split (smoke runs)."""
+    return MNIST(*(Split(s.images[:sizes[k]], s.labels[:sizes[k]])
+                   for k, s in zip(MNIST._fields, mnist, strict=True)))
+
+
+def merge_val_into_train(mnist: MNIST) -> MNIST:
+    """Train on train + val (in that order, 60,000 images: MNIST's official training set); the
+    validation split becomes empty, so nothing is held out (`fit` then skips validation)."""
+    train, val = mnist.train, mnist.val
+    merged = Split(np.concatenate([train.images, val.images]),
+                   np.concatenate([train.labels, val.labels]))
+    return MNIST(merged, Split(val.images[:0], val.labels[:0]), mnist.test)
+
+
 # --------------------------------------------------------------------------- embedded (Nielsen)
 
 

@@ -13,6 +13,7 @@ import pytest
 from flax import nnx
 
 from experiments import cnn_mnist
+from hw5jax import data as mnist_data
 from hw5jax.augment import make_augment, random_affine
 from hw5jax.cli import run_main
 from hw5jax.models.cnn import CNN, conv_as_matmul, max_pool_2x2
@@ -183,6 +184,7 @@ def test_best_recipe_trains_a_scanned_epoch(tiny):
     (["--recipe", "fancy"], "--recipe 'fancy': use one of homework, best"),
     (["--epochs", "0"], "--epochs 0: must be at least 1"),
     (["--seeds", "0"], "--seeds 0: must be at least 1"),
+    (["--first-seed", "-1"], "--first-seed -1: must be >= 0"),
     (["--channels", "32,64,128"], "exactly two conv layers"),
     (["--dropout", "1.5"], "--dropout 1.5: must be in [0, 1)"),
     (["--schedule", "step"], "--schedule 'step'"),
@@ -219,7 +221,7 @@ def test_recipes_are_the_homework_and_overrides_apply():
 
 
 def test_merge_val_into_train_keeps_every_image_and_holds_nothing_out(tiny):
-    merged = cnn_mnist.merge_val_into_train(tiny)
+    merged = mnist_data.merge_val_into_train(tiny)
     assert len(merged.train.labels) == len(tiny.train.labels) + len(tiny.val.labels)
     assert len(merged.val.labels) == 0 and merged.val.images.shape[1:] == (28, 28, 1)
     np.testing.assert_array_equal(merged.train.images[:512], tiny.train.images)
@@ -246,6 +248,22 @@ def test_train_plus_val_run_reports_no_validation(tiny, tmp_path, capsys, monkey
     assert len(results["test_accuracy"]) == 1 and 0 <= results["test_accuracy"][0] <= 1
     assert "no validation accuracy was measured" in (out / "table.md").read_text()
     assert (out / "train_cost.png").stat().st_size > 0 and not (out / "val_accuracy.png").exists()
+
+
+def test_first_seed_trains_the_same_run_as_that_seed_of_a_longer_list(tiny, tmp_path,
+                                                                      monkeypatch):
+    """--first-seed 1 --seeds 1 is seed 1 of --seeds 2: more seeds of a recipe, later."""
+    monkeypatch.setattr(cnn_mnist.mnist_data, "load_mnist", lambda source: tiny)
+    small = ["--recipe", "homework", "--channels", "4,8", "--hidden", "16", "--epochs", "1"]
+    run_main(cnn_mnist.main, [*small, "--seeds", "2", "--out", str(tmp_path / "both")])
+    run_main(cnn_mnist.main, [*small, "--first-seed", "1", "--seeds", "1",
+                              "--out", str(tmp_path / "one")])
+    both, one = (json.loads((tmp_path / d / "results.json").read_text()) for d in ("both", "one"))
+    assert both["seeds"] == [0, 1] and one["seeds"] == [1]
+    assert one["test_accuracy"] == both["test_accuracy"][1:]
+    assert one["history"]["train_cost"] == both["history"]["train_cost"][1:]
+    assert both["history"]["train_cost"][0] != both["history"]["train_cost"][1]
+    assert [p.name for p in (tmp_path / "one" / "checkpoints").iterdir()] == ["homework_seed1"]
 
 
 @pytest.mark.mnist
