@@ -31,15 +31,7 @@ from hw5jax.cli import ConfigError, parse_config, run_main
 from hw5jax.experiment import Progress, finished, prepare
 from hw5jax.plots import plot_curves
 from hw5jax.results import write_json, write_text
-from hw5jax.torch_ref import (
-    TORCH_INSTALL,
-    import_torch,
-    torch_accuracy,
-    torch_cnn,
-    torch_epoch,
-    torch_optimizer,
-    torch_tensors,
-)
+from hw5jax.torch_ref import TORCH_INSTALL, import_torch, torch_tensors, train_cnn
 
 HOMEWORK = RECIPES["homework"]
 LABEL = "homework (PyTorch)"
@@ -88,24 +80,6 @@ class TorchCNNConfig:
         return replace(self, seeds=1) if self.quick else self
 
 
-def train_seed(torch, hp: dict[str, Any], data, seed: int, on_epoch) -> dict[str, Any]:
-    """One seed from PyTorch's own initialisation: per-epoch training cost and validation
-    accuracy (NaN when nothing is held out), then the test accuracy."""
-    (x, y), (vx, vy), (tx, ty) = data
-    t0 = time.perf_counter()
-    torch.manual_seed(seed)
-    model = torch_cnn(torch, None, hp["channels"], hp["hidden"])
-    optimizer = torch_optimizer(torch, "adam", model, hp["learning_rate"])
-    history: dict[str, list[float]] = {"train_cost": [], "val_accuracy": []}
-    for epoch in range(1, hp["epochs"] + 1):
-        history["train_cost"].append(torch_epoch(torch, model, optimizer, x, y,
-                                                 batch_size=hp["batch_size"], drop_last=False))
-        history["val_accuracy"].append(torch_accuracy(torch, model, vx, vy))
-        on_epoch(epoch, history["val_accuracy"][-1])
-    return {"test": torch_accuracy(torch, model, tx, ty), "history": history,
-            "seconds": time.perf_counter() - t0}
-
-
 def run(config: TorchCNNConfig) -> dict:
     start = time.perf_counter()
     torch = import_torch(config.threads)
@@ -129,7 +103,7 @@ def run(config: TorchCNNConfig) -> dict:
 
     with run_dir, Progress(len(seeds) * hp["epochs"], "cnn_torch") as bar:
         def one(seed: int) -> dict:
-            return train_seed(torch, hp, data, seed, lambda e, acc: bar(
+            return train_cnn(torch, hp, data, seed, lambda e, acc: bar(
                 f"cnn_torch: seed {seed}", e, {"val_accuracy": np.array([acc])}))
 
         done_seeds = [run_dir.stage(f"seed{s}", lambda s=s: one(s),

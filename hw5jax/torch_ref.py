@@ -10,6 +10,7 @@ PyTorch's own initialisation, the reference for what that recipe scores). torch 
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 import numpy as np
@@ -133,3 +134,25 @@ def torch_tensors(torch, images: np.ndarray, labels: np.ndarray, nchw: bool,
         x = (x - MNIST_MEAN) / MNIST_STD
     x = x.permute(0, 3, 1, 2).contiguous() if nchw else x.reshape(len(x), -1)
     return x, torch.from_numpy(labels.astype(np.int64))
+
+
+def train_cnn(torch, hp: dict[str, Any], data, seed: int, on_epoch) -> dict[str, Any]:
+    """The homework's CNN trained the homework's way from PyTorch's own initialisation
+    (`torch.manual_seed(seed)`): Adam, a fresh shuffle every epoch, the last short batch kept.
+    `hp`: epochs, batch_size, learning_rate, channels, hidden. `data`: (train, val, test),
+    each (images, labels) from `torch_tensors`. `on_epoch(epoch, val_accuracy)` after each
+    epoch. Returns {"test": accuracy, "history": {"train_cost", "val_accuracy"} per epoch
+    (NaN when val is empty), "seconds": training and evaluation time}."""
+    (x, y), (vx, vy), (tx, ty) = data
+    t0 = time.perf_counter()
+    torch.manual_seed(seed)
+    model = torch_cnn(torch, None, hp["channels"], hp["hidden"])
+    optimizer = torch_optimizer(torch, "adam", model, hp["learning_rate"])
+    history: dict[str, list[float]] = {"train_cost": [], "val_accuracy": []}
+    for epoch in range(1, hp["epochs"] + 1):
+        history["train_cost"].append(torch_epoch(torch, model, optimizer, x, y,
+                                                 batch_size=hp["batch_size"], drop_last=False))
+        history["val_accuracy"].append(torch_accuracy(torch, model, vx, vy))
+        on_epoch(epoch, history["val_accuracy"][-1])
+    return {"test": torch_accuracy(torch, model, tx, ty), "history": history,
+            "seconds": time.perf_counter() - t0}
