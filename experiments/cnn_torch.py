@@ -13,7 +13,8 @@ cross-entropy, batch 128 from a fresh shuffle every epoch with the last short ba
 initialisation and the shuffles. Needs torch (`pip install torch==2.13.0`, in the test extra).
 
 Writes OUT/results.json (the keys of cnn_mnist's, plus "framework" and "threads"),
-val_accuracy.png (train_cost.png with train+val) and table.md. Resumable per seed: an
+val_accuracy.png (train_cost.png with train+val), table.md and the trained weights,
+OUT/checkpoints/homework_seed<k>.pt (`torch.save` of the state_dict). Resumable per seed: an
 interrupted run continues with the first seed it had not finished.
 """
 
@@ -30,7 +31,7 @@ from hw5jax import data as mnist_data
 from hw5jax.cli import ConfigError, parse_config, run_main
 from hw5jax.experiment import Progress, finished, prepare
 from hw5jax.plots import plot_curves
-from hw5jax.results import write_json, write_text
+from hw5jax.results import write_file, write_json, write_text
 from hw5jax.torch_ref import TORCH_INSTALL, import_torch, torch_tensors, train_cnn
 
 HOMEWORK = RECIPES["homework"]
@@ -100,11 +101,17 @@ def run(config: TorchCNNConfig) -> dict:
     data = [torch_tensors(torch, s.images, s.labels, nchw=True, normalize=config.normalize)
             for s in mnist]
     seeds = list(range(config.first_seed, config.first_seed + config.seeds))
+    out = run_dir.path
 
     with run_dir, Progress(len(seeds) * hp["epochs"], "cnn_torch") as bar:
         def one(seed: int) -> dict:
-            return train_cnn(torch, hp, data, seed, lambda e, acc: bar(
+            record = train_cnn(torch, hp, data, seed, lambda e, acc: bar(
                 f"cnn_torch: seed {seed}", e, {"val_accuracy": np.array([acc])}))
+            weights = record.pop("model").state_dict()
+            (out / "checkpoints").mkdir(exist_ok=True)
+            write_file(out / "checkpoints" / f"homework_seed{seed}.pt",
+                       lambda f: torch.save(weights, f))
+            return record
 
         done_seeds = [run_dir.stage(f"seed{s}", lambda s=s: one(s),
                                     on_skip=lambda: bar.skip(hp["epochs"])) for s in seeds]
@@ -131,7 +138,6 @@ def run(config: TorchCNNConfig) -> dict:
         "wall_seconds": None,
         "history": history if held_out else {**history, "val_accuracy": None},
     }
-    out = run_dir.path
     curve, ylabel = ("val_accuracy", "validation accuracy") if held_out else \
         ("train_cost", "training cost")
     plot_curves({LABEL: history[curve]}, ylabel=ylabel,

@@ -100,6 +100,11 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
                                                                    "backslashreplace")))
 
 
+def write_file(path: str | os.PathLike, write) -> Path:
+    """Any binary writer, atomically: `write(binary file)` (e.g. `torch.save(obj, f)`)."""
+    return _atomic_write(Path(path), write)
+
+
 def save_figure(fig, path: str | os.PathLike, dpi: int = 120) -> Path:
     """Save a matplotlib figure atomically as PNG and close it."""
     import matplotlib.pyplot as plt

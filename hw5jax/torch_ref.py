@@ -142,7 +142,8 @@ def train_cnn(torch, hp: dict[str, Any], data, seed: int, on_epoch) -> dict[str,
     `hp`: epochs, batch_size, learning_rate, channels, hidden. `data`: (train, val, test),
     each (images, labels) from `torch_tensors`. `on_epoch(epoch, val_accuracy)` after each
     epoch. Returns {"test": accuracy, "history": {"train_cost", "val_accuracy"} per epoch
-    (NaN when val is empty), "seconds": training and evaluation time}."""
+    (NaN when val is empty), "seconds": training and evaluation time, "model": the trained
+    torch module}."""
     (x, y), (vx, vy), (tx, ty) = data
     t0 = time.perf_counter()
     torch.manual_seed(seed)
@@ -155,4 +156,4 @@ def train_cnn(torch, hp: dict[str, Any], data, seed: int, on_epoch) -> dict[str,
         history["val_accuracy"].append(torch_accuracy(torch, model, vx, vy))
         on_epoch(epoch, history["val_accuracy"][-1])
     return {"test": torch_accuracy(torch, model, tx, ty), "history": history,
-            "seconds": time.perf_counter() - t0}
+            "seconds": time.perf_counter() - t0, "model": model}

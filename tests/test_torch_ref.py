@@ -98,6 +98,11 @@ def test_cnn_torch_trains_and_writes_the_cnn_mnist_result_keys(tiny, tmp_path, c
     assert min(r["test_accuracy"]) > 0.9 and val[:, -1].min() > 0.9
     assert r["test_accuracy"][0] != r["test_accuracy"][1] or cost[0, 0] != cost[1, 0]
     assert (out / "val_accuracy.png").is_file() and (out / "table.md").is_file()
+    weights = torch.load(out / "checkpoints" / "homework_seed1.pt")
+    model = torch_cnn(torch, None)
+    model.load_state_dict(weights)  # the trained network, as PyTorch saves one
+    x, y = torch_tensors(torch, tiny.test.images, tiny.test.labels, nchw=True)
+    assert torch_accuracy(torch, model, x, y) == r["test_accuracy"][1]
     # run again: finished, nothing trained, the same results
     run_main(cnn_torch.main, ["--epochs", "10", "--seeds", "2", "--threads", "1",
                               "--out", str(out)])
