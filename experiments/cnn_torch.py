@@ -52,9 +52,10 @@ class TorchCNNConfig:
     train_on: str = field(default="train", metadata={
         "help": "train (50,000 images; validate on the other 10,000) | train+val (all "
                 "60,000, no validation)", "metavar": "SPLITS"})
-    normalize: bool = field(default=False, metadata={
-        "help": "standardise the pixels with MNIST's mean and std (0.1307, 0.3081)",
-        "metavar": "BOOL"})
+    # BOOL, as cnn_mnist's --normalize takes it (None: false, the homework's raw pixels)
+    normalize: bool | None = field(default=None, metadata={
+        "help": "true: standardise the pixels with MNIST's mean and std (0.1307, 0.3081); "
+                "default false", "metavar": "BOOL"})
     threads: int | None = field(default=None, metadata={
         "help": "torch.set_num_threads (default: os.cpu_count(), PyTorch's own default)"})
     quick: bool = field(default=False, metadata={
@@ -74,7 +75,7 @@ class TorchCNNConfig:
         keep = ("batch_size", "learning_rate", "channels", "hidden")
         return {"epochs": 1 if self.quick else self.epochs,
                 **{k: HOMEWORK[k] for k in keep}, "optimizer": "torch.optim.Adam",
-                "weight_init": "torch", "normalize": self.normalize, "last_batch": "kept",
+                "weight_init": "torch", "normalize": bool(self.normalize), "last_batch": "kept",
                 "train_on": self.train_on}
 
     def effective(self) -> TorchCNNConfig:
@@ -98,7 +99,7 @@ def run(config: TorchCNNConfig) -> dict:
     if not held_out:
         mnist = mnist_data.merge_val_into_train(mnist)
     data_record.update(mnist_data.describe(mnist))
-    data = [torch_tensors(torch, s.images, s.labels, nchw=True, normalize=config.normalize)
+    data = [torch_tensors(torch, s.images, s.labels, nchw=True, normalize=hp["normalize"])
             for s in mnist]
     seeds = list(range(config.first_seed, config.first_seed + config.seeds))
     out = run_dir.path
