@@ -106,8 +106,8 @@ def run(config: TorchCNNConfig) -> dict:
 
     with run_dir, Progress(len(seeds) * hp["epochs"], "cnn_torch") as bar:
         def one(seed: int) -> dict:
-            record = train_cnn(torch, hp, data, seed, lambda e, acc: bar(
-                f"cnn_torch: seed {seed}", e, {"val_accuracy": np.array([acc])}))
+            record = train_cnn(torch, hp, data, seed, lambda e, acc, cost: bar(
+                f"cnn_torch: seed {seed}", e, {"val_accuracy": [acc], "train_cost": [cost]}))
             weights = record.pop("model").state_dict()
             (out / "checkpoints").mkdir(exist_ok=True)
             write_file(out / "checkpoints" / f"homework_seed{seed}.pt",

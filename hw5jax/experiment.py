@@ -149,8 +149,14 @@ class Progress:
         self.done: dict[str, int] = {}  # last epoch seen per stage (a resumed one jumps)
 
     def __call__(self, stage: str, epoch: int, metrics: dict[str, np.ndarray]) -> None:
+        """`metrics`: this epoch's val_accuracy (NaN when nothing is held out: then the
+        training cost is shown, if given) and train_cost, per run."""
         self.bar.set_description(stage)
-        self.bar.set_postfix(best_val=f"{np.max(metrics['val_accuracy']):.4f}")
+        val = np.asarray(metrics["val_accuracy"], float)
+        if np.isfinite(val).any():
+            self.bar.set_postfix(best_val=f"{np.nanmax(val):.4f}")
+        elif "train_cost" in metrics:
+            self.bar.set_postfix(cost=f"{np.nanmin(np.asarray(metrics['train_cost'])):.4f}")
         self.bar.update(epoch - self.done.get(stage, 0))
         self.done[stage] = epoch
 

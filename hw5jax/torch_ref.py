@@ -140,8 +140,8 @@ def train_cnn(torch, hp: dict[str, Any], data, seed: int, on_epoch) -> dict[str,
     """The homework's CNN trained the homework's way from PyTorch's own initialisation
     (`torch.manual_seed(seed)`): Adam, a fresh shuffle every epoch, the last short batch kept.
     `hp`: epochs, batch_size, learning_rate, channels, hidden. `data`: (train, val, test),
-    each (images, labels) from `torch_tensors`. `on_epoch(epoch, val_accuracy)` after each
-    epoch. Returns {"test": accuracy, "history": {"train_cost", "val_accuracy"} per epoch
+    each (images, labels) from `torch_tensors`. `on_epoch(epoch, val_accuracy, train_cost)`
+    after each epoch. Returns {"test": accuracy, "history": {"train_cost", "val_accuracy"} per epoch
     (NaN when val is empty), "seconds": training and evaluation time, "model": the trained
     torch module}."""
     (x, y), (vx, vy), (tx, ty) = data
@@ -154,6 +154,6 @@ def train_cnn(torch, hp: dict[str, Any], data, seed: int, on_epoch) -> dict[str,
         history["train_cost"].append(torch_epoch(torch, model, optimizer, x, y,
                                                  batch_size=hp["batch_size"], drop_last=False))
         history["val_accuracy"].append(torch_accuracy(torch, model, vx, vy))
-        on_epoch(epoch, history["val_accuracy"][-1])
+        on_epoch(epoch, history["val_accuracy"][-1], history["train_cost"][-1])
     return {"test": torch_accuracy(torch, model, tx, ty), "history": history,
             "seconds": time.perf_counter() - t0, "model": model}

@@ -237,8 +237,9 @@ def test_train_plus_val_run_reports_no_validation(tiny, tmp_path, capsys, monkey
     out = tmp_path / "cnn"
     run_main(cnn_mnist.main, ["--recipe", "homework", "--quick", "--train-on", "train+val",
                               "--out", str(out)])
-    printed = capsys.readouterr().out
-    assert "none (trained on train+val)" in printed
+    printed = capsys.readouterr()
+    assert "none (trained on train+val)" in printed.out
+    assert "cost=" in printed.err and "nan" not in printed.err  # the progress bar
     results = json.loads((out / "results.json").read_text())
     assert results["hparams"]["train_on"] == "train+val"
     assert (results["data"]["train"], results["data"]["val"]) == (512 + 256, 0)
