@@ -32,6 +32,7 @@ from hw5jax.cli import ConfigError, parse_config, run_main
 from hw5jax.experiment import Progress, finished, prepare
 from hw5jax.plots import plot_curves
 from hw5jax.results import write_file, write_json, write_text
+from hw5jax.resume import stop_point
 from hw5jax.torch_ref import TORCH_INSTALL, import_torch, torch_tensors, train_cnn
 
 HOMEWORK = RECIPES["homework"]
@@ -106,8 +107,12 @@ def run(config: TorchCNNConfig) -> dict:
 
     with run_dir, Progress(len(seeds) * hp["epochs"], "cnn_torch") as bar:
         def one(seed: int) -> dict:
-            record = train_cnn(torch, hp, data, seed, lambda e, acc, cost: bar(
-                f"cnn_torch: seed {seed}", e, {"val_accuracy": [acc], "train_cost": [cost]}))
+            def on_epoch(epoch: int, acc: float, cost: float) -> None:
+                bar(f"cnn_torch: seed {seed}", epoch, {"val_accuracy": [acc],
+                                                        "train_cost": [cost]})
+                stop_point()  # Ctrl-C: stop here; this seed trains again on resume
+
+            record = train_cnn(torch, hp, data, seed, on_epoch)
             weights = record.pop("model").state_dict()
             (out / "checkpoints").mkdir(exist_ok=True)
             write_file(out / "checkpoints" / f"homework_seed{seed}.pt",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import signal
 
 import numpy as np
 import pytest
@@ -107,6 +108,35 @@ def test_cnn_torch_trains_and_writes_the_cnn_mnist_result_keys(tiny, tmp_path, c
     run_main(cnn_torch.main, ["--epochs", "10", "--seeds", "2", "--threads", "1",
                               "--out", str(out)])
     assert "already finished" in capsys.readouterr().err
+
+
+def test_cnn_torch_stops_on_ctrl_c_and_resumes(tiny, tmp_path, capsys, monkeypatch):
+    """Ctrl-C during seed 1: exit 130 with how to resume; the rerun keeps seed 0, trains
+    seed 1 again, and ends as an uninterrupted run does."""
+    monkeypatch.setattr(cnn_torch.mnist_data, "load_mnist", lambda source: tiny)
+    argv = ["--epochs", "2", "--seeds", "2", "--threads", "1"]
+    real = cnn_torch.train_cnn
+
+    def interrupted(torch_, hp, data, seed, on_epoch):
+        def press_ctrl_c(epoch, *args):
+            if (seed, epoch) == (1, 1):
+                signal.raise_signal(signal.SIGINT)  # once, as a user would, mid-seed
+            on_epoch(epoch, *args)
+        return real(torch_, hp, data, seed, press_ctrl_c)
+
+    monkeypatch.setattr(cnn_torch, "train_cnn", interrupted)
+    with pytest.raises(SystemExit) as stopped:
+        run_main(cnn_torch.main, [*argv, "--out", str(tmp_path / "a")])
+    assert stopped.value.code == 130
+    assert "rerun the same command" in capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "a" / "state").iterdir()) == ["seed0.json"]
+    monkeypatch.setattr(cnn_torch, "train_cnn", real)
+    run_main(cnn_torch.main, [*argv, "--out", str(tmp_path / "a")])
+    run_main(cnn_torch.main, [*argv, "--out", str(tmp_path / "b")])
+    resumed, straight = (json.loads((tmp_path / d / "results.json").read_text())
+                         for d in ("a", "b"))
+    assert resumed["test_accuracy"] == straight["test_accuracy"]
+    assert resumed["history"] == straight["history"]
 
 
 @pytest.mark.parametrize("argv,message", [
