@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import time
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -253,12 +254,7 @@ def run(config: CNNConfig) -> dict:
         done_seeds = [run_dir.stage(f"seed{seed}", functools.partial(train_seed, seed, bar),
                                     on_skip=lambda: bar.skip(hp["epochs"]))
                       for seed in seeds]
-    test = [d["test"] for d in done_seeds]
-    seconds = [d["seconds"] for d in done_seeds]
-    diverged = [d["diverged"] for d in done_seeds]
-    history = {k: [d["history"][k] for d in done_seeds] for k in ("train_cost", "val_accuracy")}
-
-    results = {
+    return report(out, done_seeds, {
         "experiment": "cnn_mnist",
         "recipe": config.recipe,
         "epochs": hp["epochs"],
@@ -266,26 +262,36 @@ def run(config: CNNConfig) -> dict:
         "data": data_record,
         "seeds": seeds,
         "quick": requested.quick,
-        "test_accuracy": None if config.no_test else test,
-        "test_accuracy_mean": None if config.no_test else float(np.mean(test)),
-        "test_accuracy_std": None if config.no_test else float(np.std(test)),
+        "diverged": [d["diverged"] for d in done_seeds],
+    }, start=start, n_val=n_val, held_out=held_out, tested=not config.no_test,
+        label=config.recipe, name=f"CNN ({config.recipe} recipe)")
+
+
+def report(out: Path, done_seeds: list[dict], record: dict[str, Any], *, start: float,
+           n_val: int, held_out: bool, tested: bool, label: str, name: str) -> dict:
+    """A CNN run's results from its seeds' records ({"test", "seconds", "history"}), after
+    `record` (experiment, recipe, hparams, ...): results.json, table.md and the validation
+    curve (the training cost when nothing was held out). Returns the results and "out"."""
+    test = [d["test"] for d in done_seeds]
+    history = {k: [d["history"][k] for d in done_seeds] for k in ("train_cost", "val_accuracy")}
+    results = {
+        **record,
+        "test_accuracy": test if tested else None,
+        "test_accuracy_mean": float(np.mean(test)) if tested else None,
+        "test_accuracy_std": float(np.std(test)) if tested else None,
         "homework_test_accuracy": HOMEWORK_TEST_ACCURACY,
         "validation": (f"held out: the {n_val:,} val images, not trained on" if held_out else
                        f"none: the {n_val:,} val images were trained on (train+val); "
                        "val_accuracy is null"),
-        "seconds_per_seed": seconds,
+        "seconds_per_seed": [d["seconds"] for d in done_seeds],
         "wall_seconds": None,
-        "diverged": diverged,
         "history": history if held_out else {**history, "val_accuracy": None},
     }
-    if held_out:
-        plot_curves({config.recipe: history["val_accuracy"]}, ylabel="validation accuracy",
-                    title=f"Problem 5.2: CNN ({config.recipe} recipe), validation accuracy",
-                    path=out / "val_accuracy.png")
-    else:  # nothing held out: the training cost instead
-        plot_curves({config.recipe: history["train_cost"]}, ylabel="training cost",
-                    title=f"Problem 5.2: CNN ({config.recipe} recipe, train+val), training cost",
-                    path=out / "train_cost.png")
+    curve, ylabel = (("val_accuracy", "validation accuracy") if held_out else
+                     ("train_cost", "training cost"))  # nothing held out: the cost instead
+    trained_on = "" if held_out else ", trained on train+val"
+    plot_curves({label: history[curve]}, ylabel=ylabel,
+                title=f"Problem 5.2: {name}{trained_on}, {ylabel}", path=out / f"{curve}.png")
     results["wall_seconds"] = time.perf_counter() - start
     write_text(out / "table.md", table(results))
     write_json(out / "results.json", results)

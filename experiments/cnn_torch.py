@@ -24,14 +24,11 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import numpy as np
-
-from experiments.cnn_mnist import HOMEWORK_TEST_ACCURACY, QUICK_SIZES, RECIPES, TRAIN_ON, table
+from experiments.cnn_mnist import QUICK_SIZES, RECIPES, TRAIN_ON, report, table
 from hw5jax import data as mnist_data
 from hw5jax.cli import ConfigError, parse_config, run_main
 from hw5jax.experiment import Progress, finished, prepare
-from hw5jax.plots import plot_curves
-from hw5jax.results import write_file, write_json, write_text
+from hw5jax.results import write_file
 from hw5jax.resume import stop_point
 from hw5jax.torch_ref import TORCH_INSTALL, import_torch, torch_tensors, train_cnn
 
@@ -121,9 +118,7 @@ def run(config: TorchCNNConfig) -> dict:
 
         done_seeds = [run_dir.stage(f"seed{s}", lambda s=s: one(s),
                                     on_skip=lambda: bar.skip(hp["epochs"])) for s in seeds]
-    test = [d["test"] for d in done_seeds]
-    history = {k: [d["history"][k] for d in done_seeds] for k in ("train_cost", "val_accuracy")}
-    results = {
+    return report(out, done_seeds, {
         "experiment": "cnn_torch",
         "recipe": LABEL,
         "framework": f"torch {torch.__version__}, eager, CPU",
@@ -133,26 +128,8 @@ def run(config: TorchCNNConfig) -> dict:
         "data": data_record,
         "seeds": seeds,
         "quick": requested.quick,
-        "test_accuracy": test,
-        "test_accuracy_mean": float(np.mean(test)),
-        "test_accuracy_std": float(np.std(test)),
-        "homework_test_accuracy": HOMEWORK_TEST_ACCURACY,
-        "validation": (f"held out: the {n_val:,} val images, not trained on" if held_out else
-                       f"none: the {n_val:,} val images were trained on (train+val); "
-                       "val_accuracy is null"),
-        "seconds_per_seed": [d["seconds"] for d in done_seeds],
-        "wall_seconds": None,
-        "history": history if held_out else {**history, "val_accuracy": None},
-    }
-    curve, ylabel = ("val_accuracy", "validation accuracy") if held_out else \
-        ("train_cost", "training cost")
-    plot_curves({LABEL: history[curve]}, ylabel=ylabel,
-                title=f"Problem 5.2: the homework CNN in PyTorch, {ylabel}",
-                path=out / f"{curve}.png")
-    results["wall_seconds"] = time.perf_counter() - start
-    write_text(out / "table.md", table(results))
-    write_json(out / "results.json", results)
-    return {**results, "out": str(out)}
+    }, start=start, n_val=n_val, held_out=held_out, tested=True, label=LABEL,
+        name="the homework CNN in PyTorch")
 
 
 def main(argv: list[str] | None = None) -> None:
