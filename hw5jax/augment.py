@@ -5,16 +5,65 @@ random small rotation and shift (one affine warp, bilinear, zero outside the ima
     Trainer(model_fn, "adam", augment=augment)
 
 Only images are touched: the labels never pass through here, so they cannot change.
+
+The same warp with fixed angles and shifts gives the views of test-time augmentation
+(`TTA_VIEWS`): evaluation averages the softmax of each view (`Trainer.evaluate(views=...)`).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 
-from hw5jax.train import Augment
+# (key, images float32[B, 28, 28, 1] in [0, 1]) -> images of the same shape; training only.
+Augment = Callable[[jax.Array, jax.Array], jax.Array]
+# One view of test-time augmentation: (degrees, dy, dx), a rotation about the centre and a
+# shift in pixels (positive dy moves the digit down, positive dx to the right).
+View = tuple[float, float, float]
+TTA_VIEWS: dict[str, tuple[View, ...]] = {
+    "none": ((0.0, 0.0, 0.0),),
+    # the image, its four one-pixel shifts and two 5-degree rotations (7 views)
+    "shift1rot5": ((0.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, -1.0, 0.0), (0.0, 0.0, 1.0),
+                   (0.0, 0.0, -1.0), (5.0, 0.0, 0.0), (-5.0, 0.0, 0.0)),
+}
+
+
+def tta_views(name: str) -> tuple[View, ...]:
+    """The named set of views; ValueError names the choices."""
+    if name not in TTA_VIEWS:
+        raise ValueError(f"unknown test-time augmentation {name!r}: use one of "
+                         f"{', '.join(TTA_VIEWS)}")
+    return TTA_VIEWS[name]
+
+
+def affine(images: jax.Array, radians: jax.Array, shift: jax.Array) -> jax.Array:
+    """float[B, H, W, C] -> float[B, H, W, C]: image b rotated about its centre by
+    radians[b] and shifted by shift[b] = (dy, dx) pixels (bilinear, zeros outside)."""
+    b, h, w, _ = images.shape
+    cy, cx = (h - 1) / 2.0, (w - 1) / 2.0
+    yy, xx = jnp.meshgrid(jnp.arange(h, dtype=jnp.float32) - cy,
+                          jnp.arange(w, dtype=jnp.float32) - cx, indexing="ij")
+    cos, sin = jnp.cos(radians)[:, None, None], jnp.sin(radians)[:, None, None]
+    # Inverse map: output pixel (y, x) reads the input at R(-angle) ((y, x) - shift).
+    y0 = yy[None] - shift[:, 0, None, None]
+    x0 = xx[None] - shift[:, 1, None, None]
+    src_y = cos * y0 + sin * x0 + cy
+    src_x = -sin * y0 + cos * x0 + cx
+    return jax.vmap(_bilinear)(images, src_y, src_x)
+
+
+def view(images: jax.Array, v: View) -> jax.Array:
+    """Every image warped by the one view v = (degrees, dy, dx); the identity view returns
+    the images untouched."""
+    degrees, dy, dx = v
+    if degrees == 0 and dy == 0 and dx == 0:
+        return images
+    b = images.shape[0]
+    return affine(images, jnp.full((b,), math.radians(degrees), jnp.float32),
+                  jnp.tile(jnp.array([[dy, dx]], jnp.float32), (b, 1)))
 
 
 def random_affine(key: jax.Array, images: jax.Array, *, max_shift: float = 2.0,
@@ -24,20 +73,11 @@ def random_affine(key: jax.Array, images: jax.Array, *, max_shift: float = 2.0,
     [-max_shift, max_shift] pixels. Exactly the identity when both are 0."""
     if max_shift == 0 and max_degrees == 0:
         return images
-    b, h, w, _ = images.shape
+    b = images.shape[0]
     k_angle, k_shift = jax.random.split(key)
     angle = jax.random.uniform(k_angle, (b,), minval=-1.0, maxval=1.0) * math.radians(max_degrees)
     shift = jax.random.uniform(k_shift, (b, 2), minval=-max_shift, maxval=max_shift)
-    cy, cx = (h - 1) / 2.0, (w - 1) / 2.0
-    yy, xx = jnp.meshgrid(jnp.arange(h, dtype=jnp.float32) - cy,
-                          jnp.arange(w, dtype=jnp.float32) - cx, indexing="ij")
-    cos, sin = jnp.cos(angle)[:, None, None], jnp.sin(angle)[:, None, None]
-    # Inverse map: output pixel (y, x) reads the input at R(-angle) ((y, x) - shift).
-    y0 = yy[None] - shift[:, 0, None, None]
-    x0 = xx[None] - shift[:, 1, None, None]
-    src_y = cos * y0 + sin * x0 + cy
-    src_x = -sin * y0 + cos * x0 + cx
-    return jax.vmap(_bilinear)(images, src_y, src_x)
+    return affine(images, angle, shift)
 
 
 def _bilinear(image: jax.Array, y: jax.Array, x: jax.Array) -> jax.Array:

@@ -31,6 +31,7 @@ import optax
 from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec
 
+from hw5jax.augment import Augment, View, view
 from hw5jax.data import MNIST, Split
 from hw5jax.distributed import to_host
 from hw5jax.optim import full_hparams, make_optimizer
@@ -38,8 +39,6 @@ from hw5jax.resume import ProgramStore, stop_point
 
 State = dict[str, Any]
 Metrics = dict[str, jax.Array]
-# (key, images float32[B, 28, 28, 1] in [0, 1]) -> images of the same shape; training only.
-Augment = Callable[[jax.Array, jax.Array], jax.Array]
 
 
 def _is_kernel(path) -> bool:
@@ -99,7 +98,7 @@ class Trainer:
             lambda stack, x, y: jax.vmap(self.epoch, in_axes=(0, None, None, None))(
                 stack, x, y, stack["rng"][0]),
             donate_argnums=0)
-        self.evaluate_jit = jax.jit(self.evaluate)
+        self.evaluate_jit = jax.jit(self.evaluate, static_argnames="views")
         self.evaluate_many = jax.jit(jax.vmap(self.evaluate, in_axes=(0, None, None)))
 
     def init_many(self, seeds: Sequence[int], hparams: Sequence[Mapping[str, float]]) -> State:
@@ -210,9 +209,15 @@ class Trainer:
                                     for p in jax.tree.leaves(state["params"])]))
         return state, {"train_cost": costs.mean(), "finite": finite & jnp.isfinite(costs).all()}
 
-    def evaluate(self, state: State, images: jax.Array, labels: jax.Array) -> Metrics:
+    def evaluate(self, state: State, images: jax.Array, labels: jax.Array,
+                 views: tuple[View, ...] | None = None) -> Metrics:
         """Accuracy and mean cross-entropy in evaluation mode (BatchNorm running averages),
-        in chunks of `eval_batch_size` (the last one zero-padded and masked)."""
+        in chunks of `eval_batch_size` (the last one zero-padded and masked).
+
+        views: test-time augmentation, e.g. `hw5jax.augment.TTA_VIEWS["shift1rot5"]`: the
+        prediction is the mean of the softmax over the warped copies of each image, and the
+        cost is the cross-entropy of that mean. None: one plain forward pass (the logits).
+        """
         n = images.shape[0]
         chunk = min(self.eval_batch_size, n)
         pad = (-n) % chunk
@@ -220,11 +225,19 @@ class Trainer:
         y = jnp.pad(labels, (0, pad))
         mask = jnp.arange(n + pad) < n
 
+        def logits_of(xb):
+            return self.apply(self.eval_params(state), state["model_state"], xb, train=False)[0]
+
         def one(xs):
             xb, yb, mb = xs
-            logits, _ = self.apply(self.eval_params(state), state["model_state"],
-                                   as_float(xb), train=False)
-            ce = optax.softmax_cross_entropy_with_integer_labels(logits, yb)
+            xb = as_float(xb)
+            if views is None:
+                logits = logits_of(xb)
+                ce = optax.softmax_cross_entropy_with_integer_labels(logits, yb)
+            else:
+                probs = sum(jax.nn.softmax(logits_of(view(xb, v))) for v in views) / len(views)
+                logits = jnp.log(probs)
+                ce = -jnp.take_along_axis(logits, yb[:, None], axis=-1)[:, 0]
             return (jnp.sum((logits.argmax(-1) == yb) & mb), jnp.sum(jnp.where(mb, ce, 0.0)))
 
         shape = (-1, chunk)
@@ -422,7 +435,9 @@ def fit(trainer: Trainer, data: MNIST, hparams: Mapping[str, float], *, seed: in
                      diverged=not bool(finite))
 
 
-def accuracy_on(trainer: Trainer, state: State, split: Split) -> float:
-    """Accuracy of one trained state on a split (used once per final model, on test)."""
+def accuracy_on(trainer: Trainer, state: State, split: Split,
+                views: tuple[View, ...] | None = None) -> float:
+    """Accuracy of one trained state on a split (used once per final model, on test);
+    `views`: test-time augmentation (see `Trainer.evaluate`)."""
     x, y = device_split(split)
-    return float(trainer.evaluate_jit(state, x, y)["accuracy"])
+    return float(trainer.evaluate_jit(state, x, y, views=views)["accuracy"])
