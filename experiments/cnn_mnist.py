@@ -103,9 +103,10 @@ class CNNConfig:
     normalize: bool | None = _override("standardise the pixels with MNIST's mean and std "
                                        "(0.1307, 0.3081), as PyTorch's MNIST examples do",
                                        "BOOL")
-    tta: str | None = _override("test-time augmentation of the final evaluation: none | "
-                                "shift1rot5 (the mean softmax of the image, its four "
-                                "one-pixel shifts and two 5-degree rotations)", "VIEWS")
+    tta: str | None = _override("test-time augmentation of the test evaluation: "
+                                f"{' | '.join(TTA_VIEWS)} (shift1rot5: the mean softmax of "
+                                "the image, its four one-pixel shifts and two 5-degree "
+                                "rotations)", "VIEWS")
     train_on: str = field(default="train", metadata={
         "help": "train (50,000 images; validate on the other 10,000) | train+val (all "
                 "60,000, no validation)", "metavar": "SPLITS"})

@@ -43,7 +43,10 @@ def test_a_90_degree_view_is_a_quarter_turn_about_the_centre():
 def test_named_views():
     assert tta_views("none") == ((0.0, 0.0, 0.0),)
     assert len(tta_views("shift1rot5")) == 7 and tta_views("shift1rot5")[0] == (0.0, 0.0, 0.0)
-    with pytest.raises(ValueError, match="use one of none, shift1rot5"):
+    assert set(tta_views("shift1rot5")) == set(tta_views("shift1")) | set(tta_views("rot5"))
+    assert len(set(tta_views("shift1grid"))) == 9 and set(tta_views("shift1")) < set(
+        tta_views("shift1grid"))
+    with pytest.raises(ValueError, match="use one of none, shift1, shift1grid, rot5, shift1rot5"):
         tta_views("flip")
 
 
@@ -133,7 +136,7 @@ def test_tta_none_tests_with_the_plain_forward_pass(tiny, tmp_path, monkeypatch)
 
 
 @pytest.mark.parametrize("argv,message", [
-    (["--tta", "flip"], "--tta 'flip': use one of none, shift1rot5"),
+    (["--tta", "flip"], "--tta 'flip': use one of none, shift1, shift1grid, rot5, shift1rot5"),
 ])
 def test_cnn_mnist_refuses_unknown_views(argv, message, tmp_path, bad_input):
     bad_input(cnn_mnist.main, argv, message, tmp_path / "out")
