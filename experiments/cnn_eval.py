@@ -93,7 +93,7 @@ def evaluate_run(config: EvalConfig) -> dict:
             rows.append(row)
             bar.update(1)
             bar.set_postfix_str(f"seed {row['seed']}: test {row['plain']['test']:.4f} -> "
-                                    f"{row['with_tta']['test']:.4f}")
+                                f"{row['with_tta']['test']:.4f}")
     results = {
         "experiment": "cnn_eval",
         "run": str(run),
@@ -123,7 +123,8 @@ def _cell(summary: dict) -> str:
 def table(results: dict) -> str:
     """Markdown: plain against test-time augmentation, per seed and mean ± std."""
     lines = [f"Checkpoints of {results['run']}, seeds {results['seeds']}.", "",
-             "| evaluation | validation accuracy (%) | test accuracy (%) | seconds per seed |",
+             "| evaluation | validation accuracy (%) | test accuracy (%) | "
+             "seconds per seed (validation + test) |",
              "|---|---|---|---|"]
     for name, label in (("plain", "plain forward pass"),
                         ("with_tta", f"test-time augmentation {results['tta']!r} "

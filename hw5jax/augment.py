@@ -36,14 +36,6 @@ TTA_VIEWS: dict[str, tuple[View, ...]] = {
 }
 
 
-def tta_views(name: str) -> tuple[View, ...]:
-    """The named set of views; ValueError names the choices."""
-    if name not in TTA_VIEWS:
-        raise ValueError(f"unknown test-time augmentation {name!r}: use one of "
-                         f"{', '.join(TTA_VIEWS)}")
-    return TTA_VIEWS[name]
-
-
 def affine(images: jax.Array, radians: jax.Array, shift: jax.Array) -> jax.Array:
     """float[B, H, W, C] -> float[B, H, W, C]: image b rotated about its centre by
     radians[b] and shifted by shift[b] = (dy, dx) pixels (bilinear, zeros outside)."""
