@@ -11,6 +11,7 @@ the views of `--tta` (`hw5jax.augment.TTA_VIEWS`). Writes OUT/results.json and t
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ from hw5jax import data as mnist_data
 from hw5jax.augment import TTA_VIEWS
 from hw5jax.cli import ConfigError, build_parser, run_main
 from hw5jax.results import output_dir, write_json, write_text
-from hw5jax.train import accuracy_on
+from hw5jax.train import Trainer, accuracy_on
 
 
 @dataclass(frozen=True)
@@ -75,11 +76,15 @@ def evaluate_run(config: EvalConfig) -> dict:
     views = TTA_VIEWS[config.tta]
     out = output_dir(config.out, "cnn_eval")
     rows = []
+    trainers: dict[str, Trainer] = {}  # one per recipe: its evaluation compiles once
     with tqdm(total=len(paths), unit="seed", desc="cnn_eval", file=sys.stderr) as bar:
         for path in paths:
-            _, meta = checkpoint.restore(path)  # its metadata says how to build the trainer
+            meta = checkpoint.read_metadata(path)  # says how to build the trainer
             hp = meta["hparams"]
-            trainer = make_trainer(hp, n_train=len(mnist.train.labels))
+            key = json.dumps(hp, sort_keys=True)
+            if key not in trainers:
+                trainers[key] = make_trainer(hp, n_train=len(mnist.train.labels))
+            trainer = trainers[key]
             state, _ = checkpoint.restore(path, like=trainer.abstract_state())
             held_out = hp.get("train_on", "train") == "train"
             row = {"seed": meta["seed"], "checkpoint": str(path)}

@@ -4,6 +4,7 @@ a JSON metadata record (hyperparameters, provenance).
     save(path, {"params": ..., "opt_state": ..., "step": ...}, {"optimizer": "adam", ...})
     state, meta = restore(path)                 # arrays as saved (dicts/lists of jax arrays)
     state, meta = restore(path, like=state0)    # same pytree structure/classes as `like`
+    meta = read_metadata(path)                  # the record alone, no arrays read
 
 Saving is synchronous and atomic: the checkpoint is written into a hidden sibling directory
 and renamed to `path` only once it is complete, so `path` never holds a half-written
@@ -313,13 +314,7 @@ def restore(path: str | os.PathLike, like: Any = None) -> tuple[Any, dict]:
     a checkpoint of another structure or shape is refused with a `CheckpointError`. So is a
     checkpoint with a missing, truncated or altered file.
     """
-    path = Path(path).absolute()
-    if not path.is_dir():
-        raise CheckpointError(f"{path}: no checkpoint directory here")
-    if not is_checkpoint(path):
-        raise CheckpointError(
-            f"{path}: not an hw5jax checkpoint (expected 'state/' and 'metadata/' inside)"
-        )
+    path = _existing(path)
     _verify_digests(path)
     abstract = None
     if like is not None:
@@ -340,13 +335,43 @@ def restore(path: str | os.PathLike, like: Any = None) -> tuple[Any, dict]:
     except Exception as err:  # orbax raises many kinds (ValueError, KeyError, OSError, ...)
         raise CheckpointError(f"{path}: cannot restore checkpoint: {error_reason(err)}") from err
     state = restored["state"]
-    metadata = restored["metadata"]
+    if like is not None:
+        _check_shapes(path, state, like)
+    return state, _metadata_record(path, restored["metadata"])
+
+
+def read_metadata(path: str | os.PathLike) -> dict:
+    """The metadata record of a checkpoint written by `save`, without reading its arrays
+    (e.g. the hyperparameters needed to build the `like` of `restore`, which then verifies
+    every file)."""
+    path = _existing(path)
+    try:
+        with native_dir(path) as native, orbax_logs_held(), _checkpointer() as ckptr:
+            restored = ckptr.restore(
+                native, args=ocp.args.Composite(metadata=ocp.args.JsonRestore()))
+    except Exception as err:  # orbax raises many kinds (ValueError, KeyError, OSError, ...)
+        raise CheckpointError(f"{path}: cannot read checkpoint metadata: "
+                              f"{error_reason(err)}") from err
+    return _metadata_record(path, restored["metadata"])
+
+
+def _existing(path: str | os.PathLike) -> Path:
+    """`path` made absolute, if it holds a checkpoint written by `save`."""
+    path = Path(path).absolute()
+    if not path.is_dir():
+        raise CheckpointError(f"{path}: no checkpoint directory here")
+    if not is_checkpoint(path):
+        raise CheckpointError(
+            f"{path}: not an hw5jax checkpoint (expected 'state/' and 'metadata/' inside)"
+        )
+    return path
+
+
+def _metadata_record(path: Path, metadata: Any) -> dict:
     if metadata is not None and not isinstance(metadata, dict):
         raise CheckpointError(f"{path}: corrupt checkpoint: metadata is a "
                               f"{type(metadata).__name__}, not a JSON object")
-    if like is not None:
-        _check_shapes(path, state, like)
-    return state, dict(metadata or {})
+    return dict(metadata or {})
 
 
 def _describe(shape: Any, dtype: Any) -> str:

@@ -148,6 +148,9 @@ def test_checkpoint_round_trip_gives_the_same_validation_accuracy(tiny, tmp_path
     path = checkpoint.save(tmp_path / "run", run.state, {"hparams": run.hparams})
     restored, meta = checkpoint.restore(path, like=trainer.abstract_state())
     assert meta == {"hparams": run.hparams}
+    assert checkpoint.read_metadata(path) == meta  # the record alone, arrays not read
+    with pytest.raises(checkpoint.CheckpointError, match="not an hw5jax checkpoint"):
+        checkpoint.read_metadata(tmp_path)
     assert accuracy_on(trainer, restored, tiny.val) == run.history["val_accuracy"][-1]
     assert_trees_close(restored["opt_state"], run.state["opt_state"], atol=0)
     assert int(restored["step"]) == int(run.state["step"])
