@@ -52,6 +52,33 @@ def l2_penalty(params: Any) -> jax.Array:
     return sum((jnp.sum(jnp.square(w)) for w in leaves), jnp.zeros((), jnp.float32))
 
 
+def permutation(key: jax.Array, n: int) -> jax.Array:
+    """`jax.random.permutation(key, n)`: the same array, about 4x faster on CPU for
+    n <= 2**16 (50,000 training images: 8 ms against 37 ms, 10% of an MLP epoch).
+
+    jax shuffles `arange(n)` by sorting it on random uint32 keys, a stable key-value sort,
+    in ceil(3 ln n / ln(2**32 - 1)) rounds (2 for 50,000). XLA:CPU runs a key-value sort
+    through a compiled comparator called per comparison (~18 ms per round here) but sorts
+    a single integer array natively (~3.5 ms). So each round here is a stable radix sort in
+    two 16-bit digits, each digit one single-array sort of (digit << 16 | position): the
+    low halves first, then the high halves. Larger n falls back to jax's own. Tested equal
+    to `jax.random.permutation` (`tests/test_train.py`): a change in jax's algorithm fails
+    that test, not silently the shuffles.
+    """
+    if n > 2 ** 16:
+        return jax.random.permutation(key, n)
+    x = jnp.arange(n, dtype=jnp.int32)
+    position = jnp.arange(n, dtype=jnp.uint32)
+    rounds = int(np.ceil(3 * np.log(max(1, n)) / np.log(np.iinfo(np.uint32).max)))
+    for _ in range(rounds):
+        key, subkey = jax.random.split(key)
+        keys = jax.random.bits(subkey, (n,), jnp.uint32)
+        by_low = jax.lax.sort((keys & 0xFFFF) << 16 | position) & 0xFFFF
+        by_high = jax.lax.sort(keys[by_low] >> 16 << 16 | position) & 0xFFFF
+        x = x[by_low[by_high]]
+    return x
+
+
 def as_float(images: jax.Array) -> jax.Array:
     """uint8 pixels -> float32 in [0, 1]."""
     return images.astype(jnp.float32) / 255.0
@@ -196,7 +223,7 @@ class Trainer:
             # gets its next keys back sharded as they came (from the shared key they would
             # come back replicated, and the next epoch would compile a second program).
             rng = jax.random.split(state["rng"], 3)[0]
-        order = jax.random.permutation(perm_key, n)[: steps * self.batch_size]
+        order = permutation(perm_key, n)[: steps * self.batch_size]
         order = order.reshape(steps, self.batch_size)
 
         def body(state, xs):

@@ -13,7 +13,8 @@ import pytest
 from hw5jax import checkpoint
 from hw5jax.models.mlp import MLP
 from hw5jax.sweep import select, tune_and_retrain
-from hw5jax.train import Trainer, accuracy_on, as_float, fit, fit_grid, l2_penalty
+from hw5jax.train import (Trainer, accuracy_on, as_float, fit, fit_grid, l2_penalty,
+                          permutation)
 
 SMALL = functools.partial(MLP, (784, 32, 32, 10))
 
@@ -67,6 +68,23 @@ def test_scanned_epoch_equals_a_python_loop_of_steps(tiny):
     assert_trees_close(scanned["params"], looped["params"], atol=1e-6)
     assert int(scanned["step"]) == steps
     assert float(metrics["train_cost"]) == pytest.approx(np.mean(costs), abs=1e-6)
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 3, 1000, 50_000, 60_000, 2 ** 16, 2 ** 16 + 1])
+def test_permutation_is_jaxs_permutation(n):
+    # The epoch's shuffle must stay jax.random.permutation's, so that every earlier run
+    # reproduces: jitted, unjitted and vmapped over keys (a stack of runs).
+    keys = jax.random.split(jax.random.PRNGKey(n), 3)
+    fast = jax.jit(permutation, static_argnums=1)
+    for key in keys:
+        expected = np.asarray(jax.random.permutation(key, n))
+        np.testing.assert_array_equal(np.asarray(fast(key, n)), expected)
+    np.testing.assert_array_equal(np.asarray(permutation(keys[0], n)),
+                                  np.asarray(jax.random.permutation(keys[0], n)))
+    stacked = jax.jit(jax.vmap(permutation, in_axes=(0, None)), static_argnums=1)(keys, n)
+    np.testing.assert_array_equal(
+        np.asarray(stacked), np.stack([np.asarray(jax.random.permutation(k, n)) for k in keys]))
+    assert sorted(np.asarray(stacked[0]).tolist()) == list(range(n))
 
 
 def test_vmapped_grid_equals_separate_single_runs(tiny):
