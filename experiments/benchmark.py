@@ -235,7 +235,11 @@ def compare(jax_epoch: Callable[[], Any], torch_run: Callable[[], Any] | None,
               + (f", torch {torch_times[-1]:.3f} s" if torch_times else ""), file=sys.stderr)
     hw = statistics.median(jax_times)
     th = statistics.median(torch_times) if torch_times else None
+    # Each repeat's own ratio (its two sides ran back to back): how far this machine's noise
+    # moves the ratio within one run.
+    paired = [t / j for j, t in zip(jax_times, torch_times)]
     return {"hw5jax_s": hw, "torch_s": th, "ratio": th / hw if th else None,
+            "ratio_range": [min(paired), max(paired)] if paired else None,
             "hw5jax_first_call_s": first, "compile_s": max(first - hw, 0.0),
             "hw5jax_all_s": jax_times, "torch_all_s": torch_times}
 
@@ -493,17 +497,21 @@ def fmt(value, spec: str = ".2f", none: str = "—") -> str:
 
 
 def table(results: dict) -> str:
-    lines = ["| case | steps | hw5jax s | PyTorch s | ratio (target) | hw5jax compile s | "
-             "hw5jax GFLOP/s | PyTorch GFLOP/s |", "|---|---|---|---|---|---|---|---|"]
+    lines = ["| case | steps | hw5jax s | PyTorch s | ratio (target) | ratio per repeat | "
+             "hw5jax compile s | hw5jax GFLOP/s | PyTorch GFLOP/s |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for case, r in results["cases"].items():
         g = results["achieved_gflops"][case]
+        spread = r.get("ratio_range")
         lines.append(
             f"| {case} | {r['steps']} | {r['hw5jax_s']:.3f} | {fmt(r['torch_s'], '.3f')} | "
-            f"{fmt(r['ratio'])} (≥ {TARGETS[case]}) | {results['compile_s'][case]:.2f} | "
-            f"{g['hw5jax']:.1f} | {fmt(g['torch'], '.1f')} |")
+            f"{fmt(r['ratio'])} (≥ {TARGETS[case]}) | "
+            f"{f'{spread[0]:.2f}–{spread[1]:.2f}' if spread else '—'} | "
+            f"{results['compile_s'][case]:.2f} | {g['hw5jax']:.1f} | {fmt(g['torch'], '.1f')} |")
     peak, size = results["peak_matmul_gflops"], results["matmul_size"]
     torch_peak = results.get("peak_matmul_gflops_torch")
-    lines += ["", f"Median of {results['repeats']} interleaved repeats; data: "
+    lines += ["", f"Median of {results['repeats']} interleaved repeats (ratio per repeat: the "
+              "lowest and highest of PyTorch s / hw5jax s over the repeats); data: "
               f"{results['data']}; {results['cpu_count']} CPUs as {results['devices']} JAX "
               f"device(s) (XLA_FLAGS '{results['xla_flags']}'); jax {results['jax']}, "
               f"torch {results['torch'] or 'absent'} ({results['torch_threads']} threads); "

@@ -41,10 +41,15 @@ def test_quick_run_writes_the_contract_and_both_sides_agree(tmp_path, capsys):
     for case, r in results["cases"].items():
         assert r["hw5jax_s"] > 0 and r["torch_s"] > 0, case
         assert r["ratio"] == pytest.approx(r["torch_s"] / r["hw5jax_s"])
+        paired = [t / j for j, t in zip(r["hw5jax_all_s"], r["torch_all_s"], strict=True)]
+        assert r["ratio_range"] == pytest.approx([min(paired), max(paired)])
         assert results["compile_s"][case] >= 0
         assert results["achieved_gflops"][case]["hw5jax"] > 0
     assert results["peak_matmul_gflops"] > 0 and results["peak_rss_mib"] > 0
-    assert "| mlp_epoch_sgd |" in (out / "table.md").read_text()
+    row = next(line for line in (out / "table.md").read_text().splitlines()
+               if line.startswith("| mlp_epoch_sgd |"))
+    low, high = results["cases"]["mlp_epoch_sgd"]["ratio_range"]
+    assert f"| {low:.2f}–{high:.2f} |" in row
 
     # Same weights, same batches: the MLP runs agree to float32 rounding (Adam's update
     # divides by sqrt(v), so its parameters agree a little less tightly than SGD's).
