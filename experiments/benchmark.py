@@ -237,7 +237,8 @@ def compare(jax_epoch: Callable[[], Any], torch_run: Callable[[], Any] | None,
     th = statistics.median(torch_times) if torch_times else None
     # Each repeat's own ratio (its two sides ran back to back): how far this machine's noise
     # moves the ratio within one run.
-    paired = [t / j for j, t in zip(jax_times, torch_times)]
+    paired = ([t / j for j, t in zip(jax_times, torch_times, strict=True)] if torch_times
+              else [])
     return {"hw5jax_s": hw, "torch_s": th, "ratio": th / hw if th else None,
             "ratio_range": [min(paired), max(paired)] if paired else None,
             "hw5jax_first_call_s": first, "compile_s": max(first - hw, 0.0),

@@ -13,8 +13,7 @@ import pytest
 from hw5jax import checkpoint
 from hw5jax.models.mlp import MLP
 from hw5jax.sweep import select, tune_and_retrain
-from hw5jax.train import (Trainer, accuracy_on, as_float, fit, fit_grid, l2_penalty,
-                          permutation)
+from hw5jax.train import Trainer, accuracy_on, as_float, fit, fit_grid, l2_penalty, permutation
 
 SMALL = functools.partial(MLP, (784, 32, 32, 10))
 
