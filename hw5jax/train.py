@@ -262,8 +262,10 @@ class Trainer:
                 logits = logits_of(xb)
                 ce = optax.softmax_cross_entropy_with_integer_labels(logits, yb)
             else:
-                probs = sum(jax.nn.softmax(logits_of(view(xb, v))) for v in views) / len(views)
-                logits = jnp.log(probs)
+                # log of the mean softmax, as a logsumexp (no log(0) when a view's softmax
+                # underflows).
+                logits = jax.nn.logsumexp(jnp.stack([jax.nn.log_softmax(logits_of(view(xb, v)))
+                                                     for v in views]), axis=0) - jnp.log(len(views))
                 ce = -jnp.take_along_axis(logits, yb[:, None], axis=-1)[:, 0]
             return (jnp.sum((logits.argmax(-1) == yb) & mb), jnp.sum(jnp.where(mb, ce, 0.0)))
 
