@@ -23,7 +23,7 @@ from tqdm import tqdm
 from experiments.cnn_mnist import make_trainer
 from hw5jax import checkpoint
 from hw5jax import data as mnist_data
-from hw5jax.augment import TTA_VIEWS
+from hw5jax.augment import TTA_VIEWS, tta_views
 from hw5jax.cli import ConfigError, build_parser, run_main
 from hw5jax.results import output_dir, write_json, write_text
 from hw5jax.train import Trainer, accuracy_on
@@ -41,8 +41,7 @@ class EvalConfig:
         "metavar": "SOURCE"})
 
     def __post_init__(self):
-        if self.tta not in TTA_VIEWS:
-            raise ConfigError(f"--tta {self.tta!r}: use one of {', '.join(TTA_VIEWS)}")
+        tta_views(self.tta)
         if not (Path(self.run) / "checkpoints").is_dir():
             raise ConfigError(f"{self.run}: not a cnn_mnist run directory (no checkpoints/ "
                               "in it)")
@@ -73,7 +72,7 @@ def evaluate_run(config: EvalConfig) -> dict:
     run = Path(config.run)
     paths = checkpoints_of(run)
     mnist = mnist_data.load_mnist(config.data)
-    views = TTA_VIEWS[config.tta]
+    views = tta_views(config.tta)
     out = output_dir(config.out, "cnn_eval")
     rows = []
     trainers: dict[str, Trainer] = {}  # one per recipe: its evaluation compiles once

@@ -26,7 +26,7 @@ import optax
 
 from hw5jax import checkpoint
 from hw5jax import data as mnist_data
-from hw5jax.augment import TTA_VIEWS, make_augment
+from hw5jax.augment import TTA_VIEWS, make_augment, tta_views
 from hw5jax.cli import ConfigError, parse_config, run_main
 from hw5jax.experiment import Progress, finished, prepare
 from hw5jax.models.cnn import CNN, WEIGHT_INITS
@@ -152,8 +152,8 @@ class CNNConfig:
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise ConfigError(f"--{name.replace('_', '-')} {value}: must be >= 0")
-        if self.tta is not None and self.tta not in TTA_VIEWS:
-            raise ConfigError(f"--tta {self.tta!r}: use one of {', '.join(TTA_VIEWS)}")
+        if self.tta is not None:
+            tta_views(self.tta)
 
     def hparams(self) -> dict[str, Any]:
         """The recipe with this config's overrides: every hyperparameter of the run."""
@@ -191,7 +191,7 @@ def make_trainer(hp: dict[str, Any], n_train: int) -> Trainer:
 def eval_views(hp: dict[str, Any]) -> tuple | None:
     """The views of the recipe's final evaluation; None: the plain forward pass."""
     name = hp.get("tta", "none")
-    return None if name == "none" else TTA_VIEWS[name]
+    return None if name == "none" else tta_views(name)
 
 
 def _pct(x: float) -> str:

@@ -18,6 +18,8 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
+from hw5jax.cli import ConfigError
+
 # (key, images float32[B, 28, 28, 1] in [0, 1]) -> images of the same shape; training only.
 Augment = Callable[[jax.Array, jax.Array], jax.Array]
 # One view of test-time augmentation: (degrees, dy, dx), a rotation about the centre and a
@@ -34,6 +36,13 @@ TTA_VIEWS: dict[str, tuple[View, ...]] = {
     "rot5": (_IDENTITY, *_ROT5),  # the image and its two 5-degree rotations
     "shift1rot5": (_IDENTITY, *_SHIFTS1, *_ROT5),  # both: 7 views
 }
+
+
+def tta_views(name: str) -> tuple[View, ...]:
+    """The views named `name` in `TTA_VIEWS`; a ConfigError naming the choices otherwise."""
+    if name not in TTA_VIEWS:
+        raise ConfigError(f"--tta {name!r}: use one of {', '.join(TTA_VIEWS)}")
+    return TTA_VIEWS[name]
 
 
 def affine(images: jax.Array, radians: jax.Array, shift: jax.Array) -> jax.Array:
