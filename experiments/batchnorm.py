@@ -37,8 +37,9 @@ HOMEWORK = {"learning_rate": 2.0, "test_accuracy": 0.971}  # the homework's BN a
 class BatchnormConfig(MLPConfig):
     # Powers of two, 1/32 .. 8: log-spaced and wide enough to hold the homework's 2.0.
     lr_grid: tuple[float, ...] = field(
-        default=tuple(2.0 ** k for k in range(-5, 4)),
-        metadata={"help": "SGD learning rates tried by both variants", "metavar": "V,V,..."})
+        default=tuple(2.0**k for k in range(-5, 4)),
+        metadata={"help": "SGD learning rates tried by both variants", "metavar": "V,V,..."},
+    )
 
     def __post_init__(self):
         super().__post_init__()
@@ -47,8 +48,7 @@ class BatchnormConfig(MLPConfig):
     def effective(self) -> BatchnormConfig:
         if not self.quick:
             return self
-        return replace(self, epochs=1, grid_epochs=None, seeds=1, lr_grid=(0.5, 2.0),
-                       quick=False)
+        return replace(self, epochs=1, grid_epochs=None, seeds=1, lr_grid=(0.5, 2.0), quick=False)
 
 
 def epochs_to(history: list[float], target: float = TARGET) -> int | None:
@@ -58,22 +58,31 @@ def epochs_to(history: list[float], target: float = TARGET) -> int | None:
 
 def table(results: dict) -> str:
     seeds = len(results["seeds"])
-    lines = [f"| variant | selected eta | test accuracy, mean ± std over {seeds} seed(s) | "
-             "epochs to 97% validation (per seed) |", "|---|---|---|---|"]
+    lines = [
+        f"| variant | selected eta | test accuracy, mean ± std over {seeds} seed(s) | "
+        "epochs to 97% validation (per seed) |",
+        "|---|---|---|---|",
+    ]
     for name, v in results["variants"].items():
         if v.get("selected") is None:
             lines.append(f"| {name} | all diverged | | |")
             continue
         reach = ", ".join("never" if e is None else str(e) for e in v["epochs_to_97"])
-        lines.append(f"| {name} | {v['selected']['learning_rate']:g} | "
-                     f"{100 * v['test_accuracy_mean']:.2f}% ± {100 * v['test_accuracy_std']:.2f}"
-                     f" | {reach} |")
-    lines.append(f"| homework (BatchNorm, SGD) | {HOMEWORK['learning_rate']:g} | "
-                 f"{100 * HOMEWORK['test_accuracy']:.1f}% | |")
+        lines.append(
+            f"| {name} | {v['selected']['learning_rate']:g} | "
+            f"{100 * v['test_accuracy_mean']:.2f}% ± {100 * v['test_accuracy_std']:.2f}"
+            f" | {reach} |"
+        )
+    lines.append(
+        f"| homework (BatchNorm, SGD) | {HOMEWORK['learning_rate']:g} | "
+        f"{100 * HOMEWORK['test_accuracy']:.1f}% | |"
+    )
     lines.append("")
-    lines.append(f"{results['model']['activation']} MLP, SGD, batch {results['batch_size']}, "
-                 f"{results['epochs']} epochs, grid scored after {results['grid_epochs']} "
-                 f"epochs; wall time {results['wall_seconds']:.0f} s.")
+    lines.append(
+        f"{results['model']['activation']} MLP, SGD, batch {results['batch_size']}, "
+        f"{results['epochs']} epochs, grid scored after {results['grid_epochs']} "
+        f"epochs; wall time {results['wall_seconds']:.0f} s."
+    )
     return "\n".join(lines) + "\n"
 
 
@@ -88,39 +97,72 @@ def run(config: BatchnormConfig) -> dict:
     seeds = list(range(config.seeds))
     grid = grid_points({"learning_rate": config.lr_grid})
     model = {"layers": list(LAYERS), "activation": config.activation}
-    results = {"experiment": "batchnorm", "data": data_record, "model": model,
-               "optimizer": "sgd", "epochs": config.epochs, "grid_epochs": grid_epochs,
-               "prune_at": config.prune_at or None, "prune_factor": config.prune_factor,
-               "batch_size": config.batch_size,
-               "lam": config.lam, "seeds": seeds, "quick": requested.quick,
-               "devices": jax.device_count(), "wall_seconds": None, "variants": {}}
+    results = {
+        "experiment": "batchnorm",
+        "data": data_record,
+        "model": model,
+        "optimizer": "sgd",
+        "epochs": config.epochs,
+        "grid_epochs": grid_epochs,
+        "prune_at": config.prune_at or None,
+        "prune_factor": config.prune_factor,
+        "batch_size": config.batch_size,
+        "lam": config.lam,
+        "seeds": seeds,
+        "quick": requested.quick,
+        "devices": jax.device_count(),
+        "wall_seconds": None,
+        "variants": {},
+    }
     ticks = progress_ticks(config.seeds, config.epochs, grid_epochs)
     with run_dir, Progress(2 * ticks, "batchnorm") as progress:
         for name, batch_norm in (("batchnorm", True), ("plain", False)):
-            trainer = Trainer(functools.partial(MLP, LAYERS, activation=config.activation,
-                                                batch_norm=batch_norm),
-                              "sgd", batch_size=config.batch_size, lam=config.lam,
-                              n_train=len(mnist.train.labels))
-            entry = tune(run_dir, progress, config, trainer, mnist, grid, name, metadata={
-                "experiment": "batchnorm", "model": {**model, "batch_norm": batch_norm},
-                "batch_size": config.batch_size, "lam": config.lam})
+            trainer = Trainer(
+                functools.partial(MLP, LAYERS, activation=config.activation, batch_norm=batch_norm),
+                "sgd",
+                batch_size=config.batch_size,
+                lam=config.lam,
+                n_train=len(mnist.train.labels),
+            )
+            entry = tune(
+                run_dir,
+                progress,
+                config,
+                trainer,
+                mnist,
+                grid,
+                name,
+                metadata={
+                    "experiment": "batchnorm",
+                    "model": {**model, "batch_norm": batch_norm},
+                    "batch_size": config.batch_size,
+                    "lam": config.lam,
+                },
+            )
             if entry.get("selected") is not None:
                 entry["epochs_to_97"] = [epochs_to(h) for h in entry["history"]["val_accuracy"]]
             results["variants"][name] = entry
     results["wall_seconds"] = time.perf_counter() - start
 
-    plot_curves({f"{k} (eta={v['selected']['learning_rate']:g})": v["history"]["val_accuracy"]
-                 for k, v in results["variants"].items() if v.get("selected") is not None},
-                ylabel="validation accuracy", path=out / "val_accuracy.png",
-                title="Problem 3.2: SGD with and without BatchNorm")
+    plot_curves(
+        {
+            f"{k} (eta={v['selected']['learning_rate']:g})": v["history"]["val_accuracy"]
+            for k, v in results["variants"].items()
+            if v.get("selected") is not None
+        },
+        ylabel="validation accuracy",
+        path=out / "val_accuracy.png",
+        title="Problem 3.2: SGD with and without BatchNorm",
+    )
     write_text(out / "table.md", table(results))
     write_json(out / "results.json", results)
     return {**results, "out": str(out)}
 
 
 def main(argv: list[str] | None = None) -> None:
-    config = parse_config(BatchnormConfig, argv, description=__doc__,
-                          prog="python -m experiments.batchnorm")
+    config = parse_config(
+        BatchnormConfig, argv, description=__doc__, prog="python -m experiments.batchnorm"
+    )
     one_device_per_core()  # stacks of runs: one shard per core
     results = run(config)
     print(table(results), end="")

@@ -67,8 +67,7 @@ from hw5jax.train import Trainer, runs_mesh, shard_runs
 
 CASES = ("mlp_epoch_sgd", "mlp_epoch_adam", "grid8_mlp_epoch", "cnn_epoch")
 EXTRA_CASES = ("cnn_formulations",)
-TARGETS = {"mlp_epoch_sgd": 2.5, "mlp_epoch_adam": 2.5, "grid8_mlp_epoch": 4.0,
-           "cnn_epoch": 1.5}
+TARGETS = {"mlp_epoch_sgd": 2.5, "mlp_epoch_adam": 2.5, "grid8_mlp_epoch": 4.0, "cnn_epoch": 1.5}
 MLP_LAYERS = (784, 100, 100, 10)
 CNN_CHANNELS, CNN_HIDDEN, KERNEL = (32, 64), (100, 100), 5
 BATCH = 128
@@ -79,26 +78,47 @@ PARITY_STEPS = QUICK_STEPS  # the same shapes as --quick: no extra compilation t
 WARMUP_STEPS = {"mlp": 20, "cnn": 3}  # untimed torch steps (thread pool, allocator)
 MATMUL_SIZE = 4096
 SEED = 0
-TORCH_MISSING = ("torch is not installed: the PyTorch side is skipped (its times and ratios "
-                 f"are null); install it with `{TORCH_INSTALL}`")
+TORCH_MISSING = (
+    "torch is not installed: the PyTorch side is skipped (its times and ratios "
+    f"are null); install it with `{TORCH_INSTALL}`"
+)
 
 
 @dataclass(frozen=True)
 class BenchmarkConfig:
-    out: str | None = field(default=None, metadata={
-        "help": "output directory (default runs/benchmark/<UTC time>)", "metavar": "DIR"})
+    out: str | None = field(
+        default=None,
+        metadata={"help": "output directory (default runs/benchmark/<UTC time>)", "metavar": "DIR"},
+    )
     repeats: int = field(default=5, metadata={"help": "timed epochs per side; medians reported"})
-    cases: tuple[str, ...] = field(default=CASES, metadata={
-        "help": f"cases to run, of {', '.join(CASES + EXTRA_CASES)}", "metavar": "A,B,..."})
-    data: str = field(default="auto", metadata={
-        "help": "MNIST source (auto, embedded, tfds, IDX dir, .pkl.gz) or 'synthetic' "
-                "(random MNIST-shaped data)", "metavar": "SOURCE"})
-    steps: int | None = field(default=None, metadata={
-        "help": "steps per epoch (default: a full epoch of the training split, 390)"})
-    torch_threads: int | None = field(default=None, metadata={
-        "help": "torch.set_num_threads (default: os.cpu_count(), the homework's setting)"})
-    quick: bool = field(default=False, metadata={
-        "help": "smoke run: synthetic data, 1 repeat, a few steps"})
+    cases: tuple[str, ...] = field(
+        default=CASES,
+        metadata={
+            "help": f"cases to run, of {', '.join(CASES + EXTRA_CASES)}",
+            "metavar": "A,B,...",
+        },
+    )
+    data: str = field(
+        default="auto",
+        metadata={
+            "help": "MNIST source (auto, embedded, tfds, IDX dir, .pkl.gz) or 'synthetic' "
+            "(random MNIST-shaped data)",
+            "metavar": "SOURCE",
+        },
+    )
+    steps: int | None = field(
+        default=None,
+        metadata={"help": "steps per epoch (default: a full epoch of the training split, 390)"},
+    )
+    torch_threads: int | None = field(
+        default=None,
+        metadata={
+            "help": "torch.set_num_threads (default: os.cpu_count(), the homework's setting)"
+        },
+    )
+    quick: bool = field(
+        default=False, metadata={"help": "smoke run: synthetic data, 1 repeat, a few steps"}
+    )
 
     def __post_init__(self):
         if self.repeats < 1:
@@ -111,8 +131,9 @@ class BenchmarkConfig:
             raise ConfigError("--cases: name at least one case")
         for case in self.cases:
             if case not in CASES + EXTRA_CASES:
-                raise ConfigError(f"--cases: unknown case {case!r}; use "
-                                  f"{', '.join(CASES + EXTRA_CASES)}")
+                raise ConfigError(
+                    f"--cases: unknown case {case!r}; use {', '.join(CASES + EXTRA_CASES)}"
+                )
 
     def effective(self) -> BenchmarkConfig:
         return replace(self, data="synthetic", repeats=1) if self.quick else self
@@ -174,8 +195,9 @@ def load_train(config: BenchmarkConfig) -> tuple[np.ndarray, np.ndarray, str]:
 
 
 def mlp_trainer(optimizer: str) -> Trainer:
-    return Trainer(functools.partial(MLP, MLP_LAYERS, activation="relu"), optimizer,
-                   batch_size=BATCH)
+    return Trainer(
+        functools.partial(MLP, MLP_LAYERS, activation="relu"), optimizer, batch_size=BATCH
+    )
 
 
 def cnn_trainer(model_fn: Callable[..., nnx.Module] | None = None) -> Trainer:
@@ -220,8 +242,13 @@ def timed(fn: Callable[[], Any]) -> float:
     return time.perf_counter() - start
 
 
-def compare(jax_epoch: Callable[[], Any], torch_run: Callable[[], Any] | None,
-            repeats: int, label: str, first: float | None = None) -> dict[str, Any]:
+def compare(
+    jax_epoch: Callable[[], Any],
+    torch_run: Callable[[], Any] | None,
+    repeats: int,
+    label: str,
+    first: float | None = None,
+) -> dict[str, Any]:
     """First hw5jax call (compile + run; timed here unless given), then `repeats` interleaved
     epochs of both sides (alternating which goes first); medians."""
     first = timed(jax_epoch) if first is None else first
@@ -231,18 +258,26 @@ def compare(jax_epoch: Callable[[], Any], torch_run: Callable[[], Any] | None,
         for fn, times in sides if r % 2 == 0 else sides[::-1]:
             if fn is not None:
                 times.append(timed(fn))
-        print(f"  {label} repeat {r + 1}/{repeats}: hw5jax {jax_times[-1]:.3f} s"
-              + (f", torch {torch_times[-1]:.3f} s" if torch_times else ""), file=sys.stderr)
+        print(
+            f"  {label} repeat {r + 1}/{repeats}: hw5jax {jax_times[-1]:.3f} s"
+            + (f", torch {torch_times[-1]:.3f} s" if torch_times else ""),
+            file=sys.stderr,
+        )
     hw = statistics.median(jax_times)
     th = statistics.median(torch_times) if torch_times else None
     # Each repeat's own ratio (its two sides ran back to back): how far this machine's noise
     # moves the ratio within one run.
-    paired = ([t / j for j, t in zip(jax_times, torch_times, strict=True)] if torch_times
-              else [])
-    return {"hw5jax_s": hw, "torch_s": th, "ratio": th / hw if th else None,
-            "ratio_range": [min(paired), max(paired)] if paired else None,
-            "hw5jax_first_call_s": first, "compile_s": max(first - hw, 0.0),
-            "hw5jax_all_s": jax_times, "torch_all_s": torch_times}
+    paired = [t / j for j, t in zip(jax_times, torch_times, strict=True)] if torch_times else []
+    return {
+        "hw5jax_s": hw,
+        "torch_s": th,
+        "ratio": th / hw if th else None,
+        "ratio_range": [min(paired), max(paired)] if paired else None,
+        "hw5jax_first_call_s": first,
+        "compile_s": max(first - hw, 0.0),
+        "hw5jax_all_s": jax_times,
+        "torch_all_s": torch_times,
+    }
 
 
 def peak_matmul_gflops(torch, repeats: int = 5, size: int = MATMUL_SIZE) -> dict[str, Any]:
@@ -267,16 +302,23 @@ def peak_rss_mib() -> float:
 # ----------------------------------------------------------------------------- cases
 
 
-def parity(torch, trainer: Trainer, make_torch, learning_rate: float, images, labels,
-           steps: int, nchw: bool) -> dict[str, Any]:
+def parity(
+    torch,
+    trainer: Trainer,
+    make_torch,
+    learning_rate: float,
+    images,
+    labels,
+    steps: int,
+    nchw: bool,
+) -> dict[str, Any]:
     """Both sides from the same weights over the same `steps` batches (hw5jax's shuffle):
     mean training cost of each, and the largest |difference| of any parameter after."""
     x, y = images[: steps * BATCH], labels[: steps * BATCH]
     state = init_state(trainer, learning_rate)
     start = numpy_params(state)
     order = epoch_order(state, len(y))
-    grad_diff = gradient_parity(torch, trainer, state, make_torch, x[order[0]], y[order[0]],
-                                nchw)
+    grad_diff = gradient_parity(torch, trainer, state, make_torch, x[order[0]], y[order[0]], nchw)
     state, metrics = trainer.epoch_jit(state, jnp.asarray(x), jnp.asarray(y))
     end = numpy_params(state)
     model = make_torch(torch, start)
@@ -287,20 +329,27 @@ def parity(torch, trainer: Trainer, make_torch, learning_rate: float, images, la
     ref = make_torch(torch, end).state_dict()
     diff = max(float(np.max(np.abs(torch_end[k] - ref[k].numpy()))) for k in torch_end)
     scale = max(float(np.max(np.abs(ref[k].numpy()))) for k in ref)
-    return {"steps": steps, "hw5jax_cost": float(metrics["train_cost"]),
-            "torch_cost": torch_cost, "max_param_diff": diff, "max_param_abs": scale,
-            "max_rel_grad_diff": grad_diff}
+    return {
+        "steps": steps,
+        "hw5jax_cost": float(metrics["train_cost"]),
+        "torch_cost": torch_cost,
+        "max_param_diff": diff,
+        "max_param_abs": scale,
+        "max_rel_grad_diff": grad_diff,
+    }
 
 
-def gradient_parity(torch, trainer: Trainer, state, make_torch, images, labels,
-                    nchw: bool) -> float:
+def gradient_parity(
+    torch, trainer: Trainer, state, make_torch, images, labels, nchw: bool
+) -> float:
     """Largest |torch grad - hw5jax grad| / max |hw5jax grad| over the parameters, on one
     batch from the same weights: the two sides compute the same function and derivative."""
     x = jnp.asarray(images).astype(jnp.float32) / 255.0
 
     def cost(params):
-        return trainer.cost(params, state["model_state"], x, jnp.asarray(labels),
-                            jax.random.PRNGKey(0))[0]
+        return trainer.cost(
+            params, state["model_state"], x, jnp.asarray(labels), jax.random.PRNGKey(0)
+        )[0]
 
     grads = jax.tree.map(np.asarray, nnx.to_pure_dict(jax.grad(cost)(state["params"])))
     model = make_torch(torch, numpy_params(state))
@@ -308,13 +357,26 @@ def gradient_parity(torch, trainer: Trainer, state, make_torch, images, labels,
     torch.nn.functional.cross_entropy(model(tx), ty).backward()
     # The jax gradients in torch's layout: the same conversion as the weights.
     ref = make_torch(torch, grads).state_dict()
-    return max(float(np.max(np.abs(p.grad.numpy() - ref[k].numpy()))
-                   / (np.max(np.abs(ref[k].numpy())) + 1e-30))
-               for k, p in model.named_parameters())
+    return max(
+        float(
+            np.max(np.abs(p.grad.numpy() - ref[k].numpy()))
+            / (np.max(np.abs(ref[k].numpy())) + 1e-30)
+        )
+        for k, p in model.named_parameters()
+    )
 
 
-def run_single(torch, trainer: Trainer, make_torch, optimizer: str, kind: str, case: str,
-               images, labels, config: BenchmarkConfig) -> dict[str, Any]:
+def run_single(
+    torch,
+    trainer: Trainer,
+    make_torch,
+    optimizer: str,
+    kind: str,
+    case: str,
+    images,
+    labels,
+    config: BenchmarkConfig,
+) -> dict[str, Any]:
     """One network, one optimizer: a compiled hw5jax epoch against the eager PyTorch loop,
     from the same weights, after checking that both compute the same steps.
     `kind` is "mlp" or "cnn" (warm-up and parity step counts; the CNN's PyTorch side is NCHW)."""
@@ -332,8 +394,9 @@ def run_single(torch, trainer: Trainer, make_torch, optimizer: str, kind: str, c
     result: dict[str, Any] = {}
     torch_run = None
     if torch is not None:
-        result["parity"] = parity(torch, trainer, make_torch, lr, images, labels,
-                                  PARITY_STEPS[kind], nchw=nchw)
+        result["parity"] = parity(
+            torch, trainer, make_torch, lr, images, labels, PARITY_STEPS[kind], nchw=nchw
+        )
         model = make_torch(torch, start)
         opt = torch_optimizer(torch, optimizer, model, lr)
         tx, ty = torch_tensors(torch, images, labels, nchw=nchw)
@@ -343,8 +406,17 @@ def run_single(torch, trainer: Trainer, make_torch, optimizer: str, kind: str, c
 
 
 def run_mlp(torch, optimizer: str, images, labels, config: BenchmarkConfig) -> dict[str, Any]:
-    return run_single(torch, mlp_trainer(optimizer), torch_mlp, optimizer, "mlp",
-                      f"mlp_epoch_{optimizer}", images, labels, config)
+    return run_single(
+        torch,
+        mlp_trainer(optimizer),
+        torch_mlp,
+        optimizer,
+        "mlp",
+        f"mlp_epoch_{optimizer}",
+        images,
+        labels,
+        config,
+    )
 
 
 def run_grid(torch, images, labels, config: BenchmarkConfig) -> dict[str, Any]:
@@ -378,13 +450,17 @@ def run_grid(torch, images, labels, config: BenchmarkConfig) -> dict[str, Any]:
             for model, opt in runs:  # the homework's way: one run after another
                 torch_epoch(torch, model, opt, tx, ty)
 
-    return {"learning_rates": list(GRID_RATES), "devices": 1 if mesh is None else mesh.size,
-            **compare(jax_epoch, torch_run, config.repeats, "grid8_mlp_epoch")}
+    return {
+        "learning_rates": list(GRID_RATES),
+        "devices": 1 if mesh is None else mesh.size,
+        **compare(jax_epoch, torch_run, config.repeats, "grid8_mlp_epoch"),
+    }
 
 
 def run_cnn(torch, images, labels, config: BenchmarkConfig) -> dict[str, Any]:
-    return run_single(torch, cnn_trainer(), torch_cnn, "adam", "cnn", "cnn_epoch", images,
-                      labels, config)
+    return run_single(
+        torch, cnn_trainer(), torch_cnn, "adam", "cnn", "cnn_epoch", images, labels, config
+    )
 
 
 # ----------------------------------------------------------------------------- CNN variants
@@ -400,7 +476,8 @@ def conv_patches(lhs, rhs, window_strides=(1, 1), padding="SAME", *_, precision=
     then one matmul. Its patch features are ordered (c_in, kh, kw)."""
     kh, kw, c_in, c_out = rhs.shape
     patches = jax.lax.conv_general_dilated_patches(
-        lhs, (kh, kw), window_strides, padding, dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        lhs, (kh, kw), window_strides, padding, dimension_numbers=("NHWC", "HWIO", "NHWC")
+    )
     kernel = jnp.transpose(rhs, (2, 0, 1, 3)).reshape(c_in * kh * kw, c_out)
     return jnp.einsum("bhwk,ko->bhwo", patches, kernel, precision=precision)
 
@@ -408,8 +485,13 @@ def conv_patches(lhs, rhs, window_strides=(1, 1), padding="SAME", *_, precision=
 def conv_nchw(lhs, rhs, window_strides=(1, 1), padding="SAME", *_, precision=None, **__):
     """XLA's convolution in PyTorch's layout (NCHW input, OIHW kernel), transposed around."""
     out = jax.lax.conv_general_dilated(
-        jnp.transpose(lhs, (0, 3, 1, 2)), jnp.transpose(rhs, (3, 2, 0, 1)), window_strides,
-        padding, dimension_numbers=("NCHW", "OIHW", "NCHW"), precision=precision)
+        jnp.transpose(lhs, (0, 3, 1, 2)),
+        jnp.transpose(rhs, (3, 2, 0, 1)),
+        window_strides,
+        padding,
+        dimension_numbers=("NCHW", "OIHW", "NCHW"),
+        precision=precision,
+    )
     return jnp.transpose(out, (0, 2, 3, 1))
 
 
@@ -423,10 +505,11 @@ FORMULATIONS: dict[str, tuple[Callable, Callable]] = {
     "lax.conv NHWC + reshape-max pool": (conv_lax, max_pool_2x2),
     "lax.conv NCHW/OIHW + reshape-max pool": (conv_nchw, max_pool_2x2),
     "conv_general_dilated_patches + matmul + reshape-max": (conv_patches, max_pool_2x2),
-    "im2col (shifted slices) + matmul + reduce_window pool": (conv_as_matmul,
-                                                              pool_reduce_window),
-    "im2col (shifted slices) + matmul + reshape-max (hw5jax.models.cnn)": (conv_as_matmul,
-                                                                          max_pool_2x2),
+    "im2col (shifted slices) + matmul + reduce_window pool": (conv_as_matmul, pool_reduce_window),
+    "im2col (shifted slices) + matmul + reshape-max (hw5jax.models.cnn)": (
+        conv_as_matmul,
+        max_pool_2x2,
+    ),
 }
 
 
@@ -467,13 +550,16 @@ def run_formulations(images, labels, config: BenchmarkConfig) -> dict[str, Any]:
         return value, jax.tree.leaves(grads)
 
     ref_loss, ref_grads = loss_and_grad(
-        functools.partial(CNNVariant, conv_lax, pool_reduce_window), "highest")
+        functools.partial(CNNVariant, conv_lax, pool_reduce_window), "highest"
+    )
     out = {}
     for name, (conv, pool) in FORMULATIONS.items():
         model_fn = functools.partial(CNNVariant, conv, pool)
         value, grads = loss_and_grad(model_fn, "default")
-        grad_err = max(float(jnp.max(jnp.abs(g - r)) / (jnp.max(jnp.abs(r)) + 1e-30))
-                       for g, r in zip(grads, ref_grads, strict=True))
+        grad_err = max(
+            float(jnp.max(jnp.abs(g - r)) / (jnp.max(jnp.abs(r)) + 1e-30))
+            for g, r in zip(grads, ref_grads, strict=True)
+        )
         trainer = cnn_trainer(model_fn)
         holder = {"state": init_state(trainer, lr)}
 
@@ -482,12 +568,18 @@ def run_formulations(images, labels, config: BenchmarkConfig) -> dict[str, Any]:
             block(metrics)
 
         timing = compare(jax_epoch, None, config.repeats, name)
-        out[name] = {"epoch_s": timing["hw5jax_s"], "compile_s": timing["compile_s"],
-                     "loss_diff": abs(float(value - ref_loss)),
-                     "max_rel_grad_diff": grad_err}
+        out[name] = {
+            "epoch_s": timing["hw5jax_s"],
+            "compile_s": timing["compile_s"],
+            "loss_diff": abs(float(value - ref_loss)),
+            "max_rel_grad_diff": grad_err,
+        }
         print(f"{name}: {timing['hw5jax_s']:.3f} s, grad diff {grad_err:.1e}", file=sys.stderr)
-    return {"steps": len(labels) // BATCH, "xla_flags": os.environ.get("XLA_FLAGS", ""),
-            "variants": out}
+    return {
+        "steps": len(labels) // BATCH,
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),
+        "variants": out,
+    }
 
 
 # ----------------------------------------------------------------------------- report
@@ -498,9 +590,11 @@ def fmt(value, spec: str = ".2f", none: str = "—") -> str:
 
 
 def table(results: dict) -> str:
-    lines = ["| case | steps | hw5jax s | PyTorch s | ratio (target) | ratio per repeat | "
-             "hw5jax compile s | hw5jax GFLOP/s | PyTorch GFLOP/s |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| case | steps | hw5jax s | PyTorch s | ratio (target) | ratio per repeat | "
+        "hw5jax compile s | hw5jax GFLOP/s | PyTorch GFLOP/s |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for case, r in results["cases"].items():
         g = results["achieved_gflops"][case]
         spread = r.get("ratio_range")
@@ -508,28 +602,38 @@ def table(results: dict) -> str:
             f"| {case} | {r['steps']} | {r['hw5jax_s']:.3f} | {fmt(r['torch_s'], '.3f')} | "
             f"{fmt(r['ratio'])} (≥ {TARGETS[case]}) | "
             f"{f'{spread[0]:.2f}–{spread[1]:.2f}' if spread else '—'} | "
-            f"{results['compile_s'][case]:.2f} | {g['hw5jax']:.1f} | {fmt(g['torch'], '.1f')} |")
+            f"{results['compile_s'][case]:.2f} | {g['hw5jax']:.1f} | {fmt(g['torch'], '.1f')} |"
+        )
     peak, size = results["peak_matmul_gflops"], results["matmul_size"]
     torch_peak = results.get("peak_matmul_gflops_torch")
-    lines += ["", f"Median of {results['repeats']} interleaved repeats (ratio per repeat: the "
-              "lowest and highest of PyTorch s / hw5jax s over the repeats); data: "
-              f"{results['data']}; {results['cpu_count']} CPUs as {results['devices']} JAX "
-              f"device(s) (XLA_FLAGS '{results['xla_flags']}'); jax {results['jax']}, "
-              f"torch {results['torch'] or 'absent'} ({results['torch_threads']} threads); "
-              f"compile times {'cached' if results['quick'] else 'cold'}. "
-              f"Peak {size}x{size} float32 matmul: {peak:.0f} GFLOP/s (jax)"
-              + (f", {torch_peak:.0f} GFLOP/s (torch)" if torch_peak else "")
-              + f". Peak RSS {results['peak_rss_mib']:.0f} MiB; wall "
-              f"{results['wall_seconds']:.0f} s."]
+    lines += [
+        "",
+        f"Median of {results['repeats']} interleaved repeats (ratio per repeat: the "
+        "lowest and highest of PyTorch s / hw5jax s over the repeats); data: "
+        f"{results['data']}; {results['cpu_count']} CPUs as {results['devices']} JAX "
+        f"device(s) (XLA_FLAGS '{results['xla_flags']}'); jax {results['jax']}, "
+        f"torch {results['torch'] or 'absent'} ({results['torch_threads']} threads); "
+        f"compile times {'cached' if results['quick'] else 'cold'}. "
+        f"Peak {size}x{size} float32 matmul: {peak:.0f} GFLOP/s (jax)"
+        + (f", {torch_peak:.0f} GFLOP/s (torch)" if torch_peak else "")
+        + f". Peak RSS {results['peak_rss_mib']:.0f} MiB; wall "
+        f"{results['wall_seconds']:.0f} s.",
+    ]
     variants = results.get("cnn_formulations")
     if variants:
-        lines += ["", f"CNN formulations (Adam, {variants['steps']} steps; XLA_FLAGS="
-                  f"'{variants['xla_flags']}'):", "",
-                  "| formulation | epoch s | compile s | max rel. grad diff vs reference |",
-                  "|---|---|---|---|"]
+        lines += [
+            "",
+            f"CNN formulations (Adam, {variants['steps']} steps; XLA_FLAGS="
+            f"'{variants['xla_flags']}'):",
+            "",
+            "| formulation | epoch s | compile s | max rel. grad diff vs reference |",
+            "|---|---|---|---|",
+        ]
         for name, v in variants["variants"].items():
-            lines.append(f"| {name} | {v['epoch_s']:.3f} | {v['compile_s']:.1f} | "
-                         f"{v['max_rel_grad_diff']:.1e} |")
+            lines.append(
+                f"| {name} | {v['epoch_s']:.3f} | {v['compile_s']:.1f} | "
+                f"{v['max_rel_grad_diff']:.1e} |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -581,9 +685,11 @@ def run(config: BenchmarkConfig) -> dict:
         "jax": jax.__version__,
         "torch": torch.__version__ if torch is not None else None,
         "torch_threads": torch.get_num_threads() if torch is not None else None,
-        "compile_note": ("--quick: the persistent compilation cache may have served these"
-                         if requested.quick else
-                         "cold: the persistent compilation cache is off in this process"),
+        "compile_note": (
+            "--quick: the persistent compilation cache may have served these"
+            if requested.quick
+            else "cold: the persistent compilation cache is off in this process"
+        ),
         "torch_note": None if torch is not None else TORCH_MISSING,
         "cases": {},
         "compile_s": {},
@@ -595,11 +701,13 @@ def run(config: BenchmarkConfig) -> dict:
         results["cases"][case] = r
         results["achieved_gflops"][case] = {
             "hw5jax": flops[case] / r["hw5jax_s"] / 1e9,
-            "torch": flops[case] / r["torch_s"] / 1e9 if r["torch_s"] else None}
+            "torch": flops[case] / r["torch_s"] / 1e9 if r["torch_s"] else None,
+        }
     if "cnn_formulations" in config.cases:
         results["cnn_formulations"] = run_formulations(*cut("cnn"), config)
-    peak = peak_matmul_gflops(torch, repeats=1 if requested.quick else 5,
-                              size=1024 if requested.quick else MATMUL_SIZE)
+    peak = peak_matmul_gflops(
+        torch, repeats=1 if requested.quick else 5, size=1024 if requested.quick else MATMUL_SIZE
+    )
     results["peak_matmul_gflops"] = peak["jax"]
     results["matmul_size"] = 1024 if requested.quick else MATMUL_SIZE
     results["peak_matmul_gflops_torch"] = peak.get("torch")
@@ -611,8 +719,9 @@ def run(config: BenchmarkConfig) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    config = parse_config(BenchmarkConfig, argv, description=__doc__,
-                          prog="python -m experiments.benchmark")
+    config = parse_config(
+        BenchmarkConfig, argv, description=__doc__, prog="python -m experiments.benchmark"
+    )
     # As the sweeps run: each core a single-threaded device. The grid case shards its runs
     # over them; a single run (MLP, CNN) uses one of them, which measured as fast as one
     # device with a 2-thread pool here (README, "Speed").

@@ -32,19 +32,29 @@ from hw5jax.train import Trainer, accuracy_on
 @dataclass(frozen=True)
 class EvalConfig:
     run: str = field(default="", metadata={"cli": False})
-    tta: str = field(default="shift1rot5", metadata={
-        "help": f"views of test-time augmentation: {' | '.join(TTA_VIEWS)}", "metavar": "VIEWS"})
-    out: str | None = field(default=None, metadata={
-        "help": "output directory (default runs/cnn_eval/<UTC time>)", "metavar": "DIR"})
-    data: str = field(default="auto", metadata={
-        "help": "MNIST source: auto, embedded, tfds, an IDX directory or a .pkl.gz",
-        "metavar": "SOURCE"})
+    tta: str = field(
+        default="shift1rot5",
+        metadata={
+            "help": f"views of test-time augmentation: {' | '.join(TTA_VIEWS)}",
+            "metavar": "VIEWS",
+        },
+    )
+    out: str | None = field(
+        default=None,
+        metadata={"help": "output directory (default runs/cnn_eval/<UTC time>)", "metavar": "DIR"},
+    )
+    data: str = field(
+        default="auto",
+        metadata={
+            "help": "MNIST source: auto, embedded, tfds, an IDX directory or a .pkl.gz",
+            "metavar": "SOURCE",
+        },
+    )
 
     def __post_init__(self):
         tta_views(self.tta)
         if not (Path(self.run) / "checkpoints").is_dir():
-            raise ConfigError(f"{self.run}: not a cnn_mnist run directory (no checkpoints/ "
-                              "in it)")
+            raise ConfigError(f"{self.run}: not a cnn_mnist run directory (no checkpoints/ in it)")
 
 
 def _seed_of(path: Path) -> int:
@@ -53,9 +63,13 @@ def _seed_of(path: Path) -> int:
 
 def checkpoints_of(run: Path) -> list[Path]:
     """The run's final checkpoints, by seed."""
-    found = [p for p in (run / "checkpoints").iterdir()
-             if "_seed" in p.name and p.name.rsplit("_seed", 1)[1].isdigit()
-             and checkpoint.is_checkpoint(p)]
+    found = [
+        p
+        for p in (run / "checkpoints").iterdir()
+        if "_seed" in p.name
+        and p.name.rsplit("_seed", 1)[1].isdigit()
+        and checkpoint.is_checkpoint(p)
+    ]
     if not found:
         raise ConfigError(f"{run}: no <recipe>_seed<k> checkpoints in {run / 'checkpoints'}")
     return sorted(found, key=_seed_of)
@@ -96,8 +110,10 @@ def evaluate_run(config: EvalConfig) -> dict:
                 row[name]["seconds"] = time.perf_counter() - t0
             rows.append(row)
             bar.update(1)
-            bar.set_postfix_str(f"seed {row['seed']}: test {row['plain']['test']:.4f} -> "
-                                f"{row['with_tta']['test']:.4f}")
+            bar.set_postfix_str(
+                f"seed {row['seed']}: test {row['plain']['test']:.4f} -> "
+                f"{row['with_tta']['test']:.4f}"
+            )
     results = {
         "experiment": "cnn_eval",
         "run": str(run),
@@ -105,10 +121,14 @@ def evaluate_run(config: EvalConfig) -> dict:
         "views": [list(v) for v in views],
         "seeds": [r["seed"] for r in rows],
         "data": {"source": config.data, **mnist_data.describe(mnist)},
-        **{name: {"val_accuracy": _summary([r[name]["val"] for r in rows]),
-                  "test_accuracy": _summary([r[name]["test"] for r in rows]),
-                  "seconds_per_seed": [r[name]["seconds"] for r in rows]}
-           for name in ("plain", "with_tta")},
+        **{
+            name: {
+                "val_accuracy": _summary([r[name]["val"] for r in rows]),
+                "test_accuracy": _summary([r[name]["test"] for r in rows]),
+                "seconds_per_seed": [r[name]["seconds"] for r in rows],
+            }
+            for name in ("plain", "with_tta")
+        },
         "checkpoints": [r["checkpoint"] for r in rows],
         "wall_seconds": time.perf_counter() - start,
     }
@@ -126,16 +146,22 @@ def _cell(summary: dict) -> str:
 
 def table(results: dict) -> str:
     """Markdown: plain against test-time augmentation, per seed and mean ± std."""
-    lines = [f"Checkpoints of {results['run']}, seeds {results['seeds']}.", "",
-             "| evaluation | validation accuracy (%) | test accuracy (%) | "
-             "seconds per seed (validation + test) |",
-             "|---|---|---|---|"]
-    for name, label in (("plain", "plain forward pass"),
-                        ("with_tta", f"test-time augmentation {results['tta']!r} "
-                                f"({len(results['views'])} views)")):
+    lines = [
+        f"Checkpoints of {results['run']}, seeds {results['seeds']}.",
+        "",
+        "| evaluation | validation accuracy (%) | test accuracy (%) | "
+        "seconds per seed (validation + test) |",
+        "|---|---|---|---|",
+    ]
+    for name, label in (
+        ("plain", "plain forward pass"),
+        ("with_tta", f"test-time augmentation {results['tta']!r} ({len(results['views'])} views)"),
+    ):
         r = results[name]
-        lines.append(f"| {label} | {_cell(r['val_accuracy'])} | {_cell(r['test_accuracy'])} | "
-                     f"{np.mean(r['seconds_per_seed']):.1f} |")
+        lines.append(
+            f"| {label} | {_cell(r['val_accuracy'])} | {_cell(r['test_accuracy'])} | "
+            f"{np.mean(r['seconds_per_seed']):.1f} |"
+        )
     return "\n".join(lines) + "\n"
 
 

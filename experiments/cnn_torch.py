@@ -38,26 +38,46 @@ LABEL = "homework (PyTorch)"
 
 @dataclass(frozen=True)
 class TorchCNNConfig:
-    out: str | None = field(default=None, metadata={
-        "help": "output directory (default runs/cnn_torch/<UTC time>)", "metavar": "DIR"})
-    seeds: int = field(default=3, metadata={
-        "help": "K seeds: F..F+K-1 (torch.manual_seed; F = --first-seed)"})
+    out: str | None = field(
+        default=None,
+        metadata={"help": "output directory (default runs/cnn_torch/<UTC time>)", "metavar": "DIR"},
+    )
+    seeds: int = field(
+        default=3, metadata={"help": "K seeds: F..F+K-1 (torch.manual_seed; F = --first-seed)"}
+    )
     first_seed: int = field(default=0, metadata={"help": "the first seed F", "metavar": "F"})
     epochs: int = field(default=HOMEWORK["epochs"], metadata={"help": "training epochs"})
-    data: str = field(default="auto", metadata={
-        "help": "MNIST source: auto, embedded, tfds, an IDX directory or a .pkl.gz",
-        "metavar": "SOURCE"})
-    train_on: str = field(default="train", metadata={
-        "help": "train (50,000 images; validate on the other 10,000) | train+val (all "
-                "60,000, no validation)", "metavar": "SPLITS"})
+    data: str = field(
+        default="auto",
+        metadata={
+            "help": "MNIST source: auto, embedded, tfds, an IDX directory or a .pkl.gz",
+            "metavar": "SOURCE",
+        },
+    )
+    train_on: str = field(
+        default="train",
+        metadata={
+            "help": "train (50,000 images; validate on the other 10,000) | train+val (all "
+            "60,000, no validation)",
+            "metavar": "SPLITS",
+        },
+    )
     # BOOL, as cnn_mnist's --normalize takes it (None: false, the homework's raw pixels)
-    normalize: bool | None = field(default=None, metadata={
-        "help": "true: standardise the pixels with MNIST's mean and std (0.1307, 0.3081); "
-                "default false", "metavar": "BOOL"})
-    threads: int | None = field(default=None, metadata={
-        "help": "torch.set_num_threads (default: os.cpu_count(), PyTorch's own default)"})
-    quick: bool = field(default=False, metadata={
-        "help": "smoke run: 2,000 training images, 1 epoch, 1 seed"})
+    normalize: bool | None = field(
+        default=None,
+        metadata={
+            "help": "true: standardise the pixels with MNIST's mean and std (0.1307, 0.3081); "
+            "default false",
+            "metavar": "BOOL",
+        },
+    )
+    threads: int | None = field(
+        default=None,
+        metadata={"help": "torch.set_num_threads (default: os.cpu_count(), PyTorch's own default)"},
+    )
+    quick: bool = field(
+        default=False, metadata={"help": "smoke run: 2,000 training images, 1 epoch, 1 seed"}
+    )
 
     def __post_init__(self):
         if self.train_on not in TRAIN_ON:
@@ -71,10 +91,15 @@ class TorchCNNConfig:
 
     def hparams(self) -> dict[str, Any]:
         keep = ("batch_size", "learning_rate", "channels", "hidden")
-        return {"epochs": 1 if self.quick else self.epochs,
-                **{k: HOMEWORK[k] for k in keep}, "optimizer": "torch.optim.Adam",
-                "weight_init": "torch", "normalize": bool(self.normalize), "last_batch": "kept",
-                "train_on": self.train_on}
+        return {
+            "epochs": 1 if self.quick else self.epochs,
+            **{k: HOMEWORK[k] for k in keep},
+            "optimizer": "torch.optim.Adam",
+            "weight_init": "torch",
+            "normalize": bool(self.normalize),
+            "last_batch": "kept",
+            "train_on": self.train_on,
+        }
 
     def effective(self) -> TorchCNNConfig:
         return replace(self, seeds=1) if self.quick else self
@@ -97,44 +122,59 @@ def run(config: TorchCNNConfig) -> dict:
     if not held_out:
         mnist = mnist_data.merge_val_into_train(mnist)
     data_record.update(mnist_data.describe(mnist))
-    data = [torch_tensors(torch, s.images, s.labels, nchw=True, normalize=hp["normalize"])
-            for s in mnist]
+    data = [
+        torch_tensors(torch, s.images, s.labels, nchw=True, normalize=hp["normalize"])
+        for s in mnist
+    ]
     seeds = list(range(config.first_seed, config.first_seed + config.seeds))
     out = run_dir.path
 
     with run_dir, Progress(len(seeds) * hp["epochs"], "cnn_torch") as bar:
+
         def one(seed: int) -> dict:
             def on_epoch(epoch: int, acc: float, cost: float) -> None:
-                bar(f"cnn_torch: seed {seed}", epoch, {"val_accuracy": [acc],
-                                                        "train_cost": [cost]})
+                bar(f"cnn_torch: seed {seed}", epoch, {"val_accuracy": [acc], "train_cost": [cost]})
                 stop_point()  # Ctrl-C: stop here; this seed trains again on resume
 
             record = train_cnn(torch, hp, data, seed, on_epoch)
             weights = record.pop("model").state_dict()
             (out / "checkpoints").mkdir(exist_ok=True)
-            write_file(out / "checkpoints" / f"homework_seed{seed}.pt",
-                       lambda f: torch.save(weights, f))
+            write_file(
+                out / "checkpoints" / f"homework_seed{seed}.pt", lambda f: torch.save(weights, f)
+            )
             return record
 
-        done_seeds = [run_dir.stage(f"seed{s}", lambda s=s: one(s),
-                                    on_skip=lambda: bar.skip(hp["epochs"])) for s in seeds]
-    return report(out, done_seeds, {
-        "experiment": "cnn_torch",
-        "recipe": LABEL,
-        "framework": f"torch {torch.__version__}, eager, CPU",
-        "threads": torch.get_num_threads(),
-        "epochs": hp["epochs"],
-        "hparams": hp,
-        "data": data_record,
-        "seeds": seeds,
-        "quick": requested.quick,
-    }, start=start, n_val=n_val, held_out=held_out, tested=True, label=LABEL,
-        name="the homework CNN in PyTorch")
+        done_seeds = [
+            run_dir.stage(f"seed{s}", lambda s=s: one(s), on_skip=lambda: bar.skip(hp["epochs"]))
+            for s in seeds
+        ]
+    return report(
+        out,
+        done_seeds,
+        {
+            "experiment": "cnn_torch",
+            "recipe": LABEL,
+            "framework": f"torch {torch.__version__}, eager, CPU",
+            "threads": torch.get_num_threads(),
+            "epochs": hp["epochs"],
+            "hparams": hp,
+            "data": data_record,
+            "seeds": seeds,
+            "quick": requested.quick,
+        },
+        start=start,
+        n_val=n_val,
+        held_out=held_out,
+        tested=True,
+        label=LABEL,
+        name="the homework CNN in PyTorch",
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
-    config = parse_config(TorchCNNConfig, argv, description=__doc__,
-                          prog="python -m experiments.cnn_torch")
+    config = parse_config(
+        TorchCNNConfig, argv, description=__doc__, prog="python -m experiments.cnn_torch"
+    )
     results = run(config)
     print(table(results), end="")
     print(f"results: {results['out']}/results.json")

@@ -24,12 +24,17 @@ from hw5jax.cli import ConfigError, build_parser, run_main
 @dataclass(frozen=True)
 class Config:
     model: str | None = field(default=None, metadata={"cli": False})
-    out: str = field(default="weights/alexnet",
-                     metadata={"help": "checkpoint directory to write", "metavar": "DIR"})
+    out: str = field(
+        default="weights/alexnet",
+        metadata={"help": "checkpoint directory to write", "metavar": "DIR"},
+    )
     make_random_reference: str | None = field(
         default=None,
-        metadata={"help": "write a random-weight torchvision-layout AlexNet .pth here and exit",
-                  "metavar": "PTH"})
+        metadata={
+            "help": "write a random-weight torchvision-layout AlexNet .pth here and exit",
+            "metavar": "PTH",
+        },
+    )
     seed: int = field(default=0, metadata={"help": "seed for --make-random-reference"})
 
     def __post_init__(self):
@@ -44,21 +49,29 @@ def _check_out(out: Path) -> None:
         raise ConfigError(f"--out {out}: exists and is not a directory")
     if out.is_dir() and any(out.iterdir()):
         if not ((out / "state").is_dir() and (out / "metadata").is_dir()):
-            raise ConfigError(f"--out {out}: a non-empty directory that is not a checkpoint; "
-                              "refusing to overwrite it (choose another --out)")
+            raise ConfigError(
+                f"--out {out}: a non-empty directory that is not a checkpoint; "
+                "refusing to overwrite it (choose another --out)"
+            )
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = build_parser(Config, description=__doc__, prog="python -m experiments.convert_alexnet")
-    parser.add_argument("model", nargs="?", metavar="MODEL.pth",
-                        help="torchvision AlexNet state_dict (e.g. alexnet-owt-7be5be79.pth)")
+    parser.add_argument(
+        "model",
+        nargs="?",
+        metavar="MODEL.pth",
+        help="torchvision AlexNet state_dict (e.g. alexnet-owt-7be5be79.pth)",
+    )
     config = Config(**vars(parser.parse_args(argv)))
 
     if config.make_random_reference is not None:
         path = convert.save_random_reference(config.make_random_reference, config.seed)
-        print(f"wrote a random-weight AlexNet state_dict (seed {config.seed}) to {path}\n"
-              f"convert it with: python -m experiments.convert_alexnet {path} --out "
-              "weights/alexnet")
+        print(
+            f"wrote a random-weight AlexNet state_dict (seed {config.seed}) to {path}\n"
+            f"convert it with: python -m experiments.convert_alexnet {path} --out "
+            "weights/alexnet"
+        )
         return
 
     out = Path(config.out)
@@ -70,8 +83,11 @@ def main(argv: list[str] | None = None) -> None:
     convert.save_params(out, params, meta)
     print(f"converted {config.model} (sha256 {meta['sha256'][:16]}...) -> {out}")
     if not meta["pretrained"]:
-        print(f"note: {meta['source']} is not torchvision's pretrained {convert.PRETRAINED_FILE} "
-              "(sha256 differs): predictions will be meaningless", file=sys.stderr)
+        print(
+            f"note: {meta['source']} is not torchvision's pretrained {convert.PRETRAINED_FILE} "
+            "(sha256 differs): predictions will be meaningless",
+            file=sys.stderr,
+        )
 
 
 if __name__ == "__main__":

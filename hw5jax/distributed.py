@@ -37,8 +37,10 @@ def _int_env(name: str) -> int | None:
 
 def requested() -> bool:
     """Whether the environment asks for several processes."""
-    return bool(os.environ.get("JAX_COORDINATOR_ADDRESS")
-                or os.environ.get("HW5JAX_DISTRIBUTED", "") not in ("", "0"))
+    return bool(
+        os.environ.get("JAX_COORDINATOR_ADDRESS")
+        or os.environ.get("HW5JAX_DISTRIBUTED", "") not in ("", "0")
+    )
 
 
 def initialize_from_env(allowed: bool = True) -> bool:
@@ -51,18 +53,22 @@ def initialize_from_env(allowed: bool = True) -> bool:
     if not requested():
         return False
     if not allowed:
-        raise ConfigError("this command runs as one process: only the sweeps (optim_sweep, "
-                          "batchnorm) run as several; unset JAX_COORDINATOR_ADDRESS and "
-                          "HW5JAX_DISTRIBUTED")
+        raise ConfigError(
+            "this command runs as one process: only the sweeps (optim_sweep, "
+            "batchnorm) run as several; unset JAX_COORDINATOR_ADDRESS and "
+            "HW5JAX_DISTRIBUTED"
+        )
     num_processes, process_id = _int_env("JAX_NUM_PROCESSES"), _int_env("JAX_PROCESS_ID")
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
     try:
         jax.distributed.initialize(num_processes=num_processes, process_id=process_id)
     except (RuntimeError, ValueError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ConfigError(f"cannot start as one of several processes ({first}); set "
-                          f"{', '.join(ENV)}, or unset them and HW5JAX_DISTRIBUTED for one "
-                          "process") from err
+        raise ConfigError(
+            f"cannot start as one of several processes ({first}); set "
+            f"{', '.join(ENV)}, or unset them and HW5JAX_DISTRIBUTED for one "
+            "process"
+        ) from err
     return True
 
 
@@ -81,6 +87,7 @@ def to_host(tree: Any) -> Any:
     """`tree` (an array, or a pytree of them) with its JAX arrays as numpy arrays on this
     process (`jax.device_get`). An array spread over the devices of several processes is
     gathered from all of them: every process must make the same call."""
+
     def local(x: Any) -> Any:
         if isinstance(x, jax.Array) and not x.is_fully_addressable:
             return np.asarray(multihost_utils.process_allgather(x, tiled=True))

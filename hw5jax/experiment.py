@@ -24,16 +24,24 @@ from hw5jax.sweep import progress_ticks, tune_and_retrain
 class CommonConfig:
     """Options every training experiment takes (the CLI is derived from the fields)."""
 
-    out: str | None = field(default=None, metadata={
-        "help": "output directory (default runs/<experiment>/<UTC time>)", "metavar": "DIR"})
+    out: str | None = field(
+        default=None,
+        metadata={
+            "help": "output directory (default runs/<experiment>/<UTC time>)",
+            "metavar": "DIR",
+        },
+    )
     epochs: int = field(default=30, metadata={"help": "epochs of every final run"})
     seeds: int = field(default=3, metadata={"help": "seeds of the final runs"})
     batch_size: int = field(default=128, metadata={"help": "mini-batch size m"})
-    data: str = field(default="auto", metadata={
-        "help": "MNIST source: auto, embedded, tfds, an IDX directory or a .pkl.gz",
-        "metavar": "SOURCE"})
-    quick: bool = field(default=False, metadata={
-        "help": "smoke run: tiny grid, 1 seed, 1 epoch"})
+    data: str = field(
+        default="auto",
+        metadata={
+            "help": "MNIST source: auto, embedded, tfds, an IDX directory or a .pkl.gz",
+            "metavar": "SOURCE",
+        },
+    )
+    quick: bool = field(default=False, metadata={"help": "smoke run: tiny grid, 1 seed, 1 epoch"})
 
     def __post_init__(self):
         for option in ("epochs", "seeds", "batch_size"):
@@ -44,24 +52,32 @@ class CommonConfig:
 
 def prune_at_field(default: int):
     """The `--prune-at` option (an experiment may choose its own default)."""
-    return field(default=default, metadata={
-        "help": "successive halving: after this many epochs only the best 1/--prune-factor "
-                "of each grid (by validation accuracy) trains on; 0 = every grid point trains "
-                "to the end"})
+    return field(
+        default=default,
+        metadata={
+            "help": "successive halving: after this many epochs only the best 1/--prune-factor "
+            "of each grid (by validation accuracy) trains on; 0 = every grid point trains "
+            "to the end"
+        },
+    )
 
 
 @dataclass(frozen=True)
 class MLPConfig(CommonConfig):
     """Options of the experiments on the homework's MLP (optimizer sweep, batch norm)."""
 
-    grid_epochs: int | None = field(default=None, metadata={
-        "help": "epochs of every grid run, scored on validation (default: --epochs)"})
+    grid_epochs: int | None = field(
+        default=None,
+        metadata={"help": "epochs of every grid run, scored on validation (default: --epochs)"},
+    )
     activation: str = field(default="relu", metadata={"help": "hidden activation: relu|sigmoid"})
-    lam: float = field(default=0.0, metadata={
-        "help": "L2 strength lambda: cost + lambda/(2n) * sum w^2"})
+    lam: float = field(
+        default=0.0, metadata={"help": "L2 strength lambda: cost + lambda/(2n) * sum w^2"}
+    )
     prune_at: int = prune_at_field(10)
-    prune_factor: int = field(default=3, metadata={
-        "help": "successive halving keeps ceil(grid size / this) points"})
+    prune_factor: int = field(
+        default=3, metadata={"help": "successive halving keeps ceil(grid size / this) points"}
+    )
 
     def __post_init__(self):
         super().__post_init__()
@@ -74,12 +90,21 @@ class MLPConfig(CommonConfig):
         if self.lam < 0:
             raise ConfigError(f"--lam {self.lam}: must be >= 0")
         if self.activation not in ACTIVATIONS:
-            raise ConfigError(f"--activation {self.activation!r}: use one of "
-                              f"{', '.join(ACTIVATIONS)}")
+            raise ConfigError(
+                f"--activation {self.activation!r}: use one of {', '.join(ACTIVATIONS)}"
+            )
 
 
-def tune(run_dir: RunDir, progress: Progress, config: MLPConfig, trainer, data, grid,
-         name: str, metadata: dict) -> dict:
+def tune(
+    run_dir: RunDir,
+    progress: Progress,
+    config: MLPConfig,
+    trainer,
+    data,
+    grid,
+    name: str,
+    metadata: dict,
+) -> dict:
     """One entry of an MLP experiment (`hw5jax.sweep.tune_and_retrain` on `grid` with the
     config's epochs, seeds and pruning), resumable: a stage of `run_dir`, checkpointed per
     epoch, final models under OUT/checkpoints/<name>_seed<k>."""
@@ -88,12 +113,22 @@ def tune(run_dir: RunDir, progress: Progress, config: MLPConfig, trainer, data, 
     return run_dir.stage(
         name,
         lambda: tune_and_retrain(
-            trainer, data, grid, seeds, config.epochs, grid_epochs=grid_epochs,
-            prune_at=config.prune_at or None, prune_factor=config.prune_factor,
+            trainer,
+            data,
+            grid,
+            seeds,
+            config.epochs,
+            grid_epochs=grid_epochs,
+            prune_at=config.prune_at or None,
+            prune_factor=config.prune_factor,
             checkpoint_dir=run_dir.path / "checkpoints",
-            state_dir=run_dir.state, name=name, progress=progress, metadata=metadata),
-        on_skip=lambda: progress.skip(progress_ticks(config.seeds, config.epochs,
-                                                     grid_epochs)))
+            state_dir=run_dir.state,
+            name=name,
+            progress=progress,
+            metadata=metadata,
+        ),
+        on_skip=lambda: progress.skip(progress_ticks(config.seeds, config.epochs, grid_epochs)),
+    )
 
 
 def check_positive(flag: str, values, low: float = 0.0, high: float | None = None) -> None:
@@ -107,8 +142,9 @@ def check_positive(flag: str, values, low: float = 0.0, high: float | None = Non
             raise ConfigError(f"{flag}: {v:g} is not {what}")
 
 
-def prepare(config: Any, experiment: str, resolved: dict | None = None
-            ) -> tuple[mnist_data.MNIST, dict, RunDir]:
+def prepare(
+    config: Any, experiment: str, resolved: dict | None = None
+) -> tuple[mnist_data.MNIST, dict, RunDir]:
     """Load the data (`config.data`), then claim the output directory (`config.out`) for this
     command (`hw5jax.resume.RunDir.claim`): bad input fails before anything is written, and
     an earlier run of another command is refused. `resolved`: values the options stand for
@@ -123,8 +159,7 @@ def prepare(config: Any, experiment: str, resolved: dict | None = None
     stamp = config if resolved is None else {**asdict(config), **resolved}
     run_dir = RunDir.claim(output_dir(config.out, experiment), experiment, stamp)
     if run_dir.finished() is None and run_dir.started():
-        print(f"{experiment}: continuing the interrupted run in {run_dir.path}",
-              file=sys.stderr)
+        print(f"{experiment}: continuing the interrupted run in {run_dir.path}", file=sys.stderr)
     return mnist, record, run_dir
 
 
@@ -133,8 +168,11 @@ def finished(run_dir: RunDir) -> dict | None:
     nothing is trained again), else None."""
     done = run_dir.finished()
     if done is not None:
-        print(f"{run_dir.experiment}: {run_dir.path} is already finished; nothing to train "
-              "(results.json is from the earlier run)", file=sys.stderr)
+        print(
+            f"{run_dir.experiment}: {run_dir.path} is already finished; nothing to train "
+            "(results.json is from the earlier run)",
+            file=sys.stderr,
+        )
         done["out"] = str(run_dir.path)
     return done
 
@@ -144,8 +182,14 @@ class Progress:
     `progress(stage, epoch, metrics)` is what `hw5jax.sweep.tune_and_retrain` calls."""
 
     def __init__(self, total: int, desc: str):
-        self.bar = tqdm(total=total, unit="epoch", desc=desc, file=sys.stderr,
-                        dynamic_ncols=True, disable=not is_primary())
+        self.bar = tqdm(
+            total=total,
+            unit="epoch",
+            desc=desc,
+            file=sys.stderr,
+            dynamic_ncols=True,
+            disable=not is_primary(),
+        )
         self.done: dict[str, int] = {}  # last epoch seen per stage (a resumed one jumps)
 
     def __call__(self, stage: str, epoch: int, metrics: dict[str, np.ndarray]) -> None:

@@ -92,8 +92,9 @@ def _to_rgb_array(img: Image.Image, path: Path) -> np.ndarray:
         gray = np.asarray(img, dtype=np.float32) / 65535.0
         return np.repeat(gray[..., None], 3, axis=-1)
     if img.mode in ("I", "F"):  # 32-bit data (scientific, depth maps): no agreed scale
-        raise ImageError(f"{path}: {img.mode!r} (32-bit) images are not supported; "
-                         "save it as 8-bit RGB")
+        raise ImageError(
+            f"{path}: {img.mode!r} (32-bit) images are not supported; save it as 8-bit RGB"
+        )
     # L, LA, P, PA, RGBA, CMYK, YCbCr, ... -> RGB (alpha dropped: the colour underneath).
     rgb = img.convert("RGB")
     return np.asarray(rgb, dtype=np.float32) / 255.0
@@ -115,7 +116,7 @@ def _centre_crop(x: np.ndarray, height: int, width: int) -> np.ndarray:
     h, w = x.shape[:2]
     height, width = min(height, h), min(width, w)
     top, left = int(round((h - height) / 2.0)), int(round((w - width) / 2.0))
-    return x[top:top + height, left:left + width]
+    return x[top : top + height, left : left + width]
 
 
 def _resize_short_side(rgb: np.ndarray, size: int) -> np.ndarray:
@@ -125,14 +126,16 @@ def _resize_short_side(rgb: np.ndarray, size: int) -> np.ndarray:
     # One float32 ("F" mode) image per channel: no rounding to 8 bits.
     channels = [
         Image.fromarray(np.ascontiguousarray(rgb[..., c])).resize(
-            (new_w, new_h), Image.Resampling.BILINEAR)
+            (new_w, new_h), Image.Resampling.BILINEAR
+        )
         for c in range(3)
     ]
     return np.clip(np.stack([np.asarray(c) for c in channels], axis=-1), 0.0, 1.0)
 
 
-def fit_image(rgb: np.ndarray, size: int = DEFAULT_SIZE, fit: Fit = "crop",
-              name: str = "image") -> np.ndarray:
+def fit_image(
+    rgb: np.ndarray, size: int = DEFAULT_SIZE, fit: Fit = "crop", name: str = "image"
+) -> np.ndarray:
     """RGB float32[H, W, 3] in [0, 1] -> normalised network input float32[h, w, 3] (see the
     module docstring for `fit`; h = w = size except for `crop` of a smaller image)."""
     _check_fit(size, fit, name)
@@ -155,8 +158,7 @@ def _check_fit(size: int, fit: str, name: str) -> None:
     if fit not in FITS:
         raise ImageError(f"{name}: unknown fit {fit!r}; choose one of {', '.join(FITS)}")
     if size < MIN_INPUT_SIZE:
-        raise ImageTooSmallError(f"size {size} is below AlexNet's minimum input "
-                                 f"{MIN_INPUT_SIZE}")
+        raise ImageTooSmallError(f"size {size} is below AlexNet's minimum input {MIN_INPUT_SIZE}")
 
 
 def _too_small_for_crop(name: str, h: int, w: int) -> ImageTooSmallError:
@@ -172,8 +174,7 @@ def _too_small_for_crop(name: str, h: int, w: int) -> ImageTooSmallError:
 RESIZE_PREREDUCE_PIXELS = 16_000_000
 
 
-def load_image(path: str | os.PathLike, size: int = DEFAULT_SIZE,
-               fit: Fit = "crop") -> np.ndarray:
+def load_image(path: str | os.PathLike, size: int = DEFAULT_SIZE, fit: Fit = "crop") -> np.ndarray:
     """Image file -> float32[size, size, 3] network input (ImageNet-normalised RGB, NHWC
     without the batch axis); smaller than size x size only for `crop` of a smaller image.
     Raises ImageError (ImageTooSmallError below 63 px with `crop`).

@@ -30,8 +30,9 @@ OPTIMIZERS: dict[str, tuple[Callable[..., optax.GradientTransformation], dict[st
         {"learning_rate": 0.05, "momentum": 0.9},
     ),
     "adagrad": (
-        lambda learning_rate: optax.adagrad(learning_rate, initial_accumulator_value=0.0,
-                                            eps=1e-10),
+        lambda learning_rate: optax.adagrad(
+            learning_rate, initial_accumulator_value=0.0, eps=1e-10
+        ),
         {"learning_rate": 0.01},
     ),
     "adam": (

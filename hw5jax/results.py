@@ -31,8 +31,9 @@ def output_dir(out: str | os.PathLike | None, experiment: str) -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise ConfigError(f"--out {path}: cannot create the directory: "
-                          f"{err.strerror or err}") from err
+        raise ConfigError(
+            f"--out {path}: cannot create the directory: {err.strerror or err}"
+        ) from err
     if not os.access(path, os.W_OK):
         raise ConfigError(f"--out {path}: directory is not writable")
     return path
@@ -96,8 +97,7 @@ def write_json(path: str | os.PathLike, obj: Any) -> Path:
 def write_text(path: str | os.PathLike, text: str) -> Path:
     """UTF-8; a path's undecodable bytes in `text` (surrogate escapes, as os.fsdecode gives
     them) are written as backslash escapes, not an error at the end of a run."""
-    return _atomic_write(Path(path), lambda f: f.write(text.encode("utf-8",
-                                                                   "backslashreplace")))
+    return _atomic_write(Path(path), lambda f: f.write(text.encode("utf-8", "backslashreplace")))
 
 
 def write_file(path: str | os.PathLike, write) -> Path:
@@ -110,7 +110,8 @@ def save_figure(fig, path: str | os.PathLike, dpi: int = 120) -> Path:
     import matplotlib.pyplot as plt
 
     try:
-        return _atomic_write(Path(path), lambda f: fig.savefig(f, format="png", dpi=dpi,
-                                                               bbox_inches="tight"))
+        return _atomic_write(
+            Path(path), lambda f: fig.savefig(f, format="png", dpi=dpi, bbox_inches="tight")
+        )
     finally:
         plt.close(fig)

@@ -96,20 +96,27 @@ class RunDir:
             if previous.get("experiment") != experiment:
                 raise ConfigError(
                     f"--out {path}: holds a run of {previous.get('experiment')!r}, not "
-                    f"{experiment!r}; choose another --out")
+                    f"{experiment!r}; choose another --out"
+                )
             old = previous.get("config", {})
             changed = sorted(k for k in {*old, *config} if old.get(k) != config.get(k))
             if changed:
-                diffs = ", ".join(f"--{k.replace('_', '-')} {_show(config.get(k))} (was "
-                                  f"{_show(old.get(k))})" for k in changed)
-                raise ConfigError(f"--out {path}: holds a run of another command ({diffs}); "
-                                  "rerun that command to resume it, or choose another --out")
+                diffs = ", ".join(
+                    f"--{k.replace('_', '-')} {_show(config.get(k))} (was {_show(old.get(k))})"
+                    for k in changed
+                )
+                raise ConfigError(
+                    f"--out {path}: holds a run of another command ({diffs}); "
+                    "rerun that command to resume it, or choose another --out"
+                )
             for leftover in path.rglob(".*.tmp") if primary else ():  # a write cut short
                 if leftover.is_file():
                     leftover.unlink()
         elif path.is_dir() and any(path.iterdir()):
-            raise ConfigError(f"--out {path}: not empty and not a run of this project "
-                              f"(no {RUN_FILE}); choose another --out")
+            raise ConfigError(
+                f"--out {path}: not empty and not a run of this project "
+                f"(no {RUN_FILE}); choose another --out"
+            )
         else:
             path.mkdir(parents=True, exist_ok=True)
             write_json(stamp, {"experiment": experiment, "config": config})
@@ -125,8 +132,9 @@ class RunDir:
         """Whether an earlier, interrupted invocation left state to continue from."""
         return self.state.is_dir() and any(self.state.iterdir())
 
-    def stage(self, name: str, compute: Callable[[], dict],
-              on_skip: Callable[[], Any] | None = None) -> dict:
+    def stage(
+        self, name: str, compute: Callable[[], dict], on_skip: Callable[[], Any] | None = None
+    ) -> dict:
         """`compute()`'s record, saved as OUT/state/<name>.json when it returns; if that file
         exists (a finished stage of an earlier, interrupted invocation), it is read instead
         (and `on_skip()` called, e.g. to advance a progress bar)."""
@@ -149,7 +157,8 @@ class RunDir:
         if kind is not None and issubclass(kind, KeyboardInterrupt):
             raise Interrupted(
                 f"interrupted; what finished is saved in {self.path}. To continue, rerun the "
-                f"same command with --out {self.path}") from err
+                f"same command with --out {self.path}"
+            ) from err
 
 
 # ---------------------------------------------------------------- Ctrl-C between epochs
@@ -166,8 +175,11 @@ def _on_ctrl_c(signum, frame) -> None:
     if _ctrl_c["pressed"]:
         raise KeyboardInterrupt
     _ctrl_c["pressed"] = True
-    print("\nCtrl-C: stopping after this epoch's checkpoint (Ctrl-C again to stop at once)",
-          file=sys.stderr, flush=True)
+    print(
+        "\nCtrl-C: stopping after this epoch's checkpoint (Ctrl-C again to stop at once)",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def _defer_ctrl_c():
@@ -214,8 +226,8 @@ class ProgramStore:
             self.manager = ocp.CheckpointManager(
                 native,
                 options=ocp.CheckpointManagerOptions(
-                    max_to_keep=keep, cleanup_tmp_directories=True,
-                    enable_async_checkpointing=True),
+                    max_to_keep=keep, cleanup_tmp_directories=True, enable_async_checkpointing=True
+                ),
             )
         except Exception as err:  # noqa: BLE001 - orbax/tensorstore raise many kinds
             self._context.close()
@@ -229,32 +241,46 @@ class ProgramStore:
             return None
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
         try:
-            restored = self.manager.restore(step, args=ocp.args.Composite(
-                state=ocp.args.StandardRestore(abstract), record=ocp.args.JsonRestore()))
+            restored = self.manager.restore(
+                step,
+                args=ocp.args.Composite(
+                    state=ocp.args.StandardRestore(abstract), record=ocp.args.JsonRestore()
+                ),
+            )
         except Exception as err:  # noqa: BLE001
             raise CheckpointError(
                 f"{self.directory / str(step)}: cannot resume from this checkpoint "
                 f"({_first_line(err)}); delete {self.directory} to train this program "
-                "again from its start") from err
+                "again from its start"
+            ) from err
         state, record = restored["state"], dict(restored["record"])
         for got, want in zip(jax.tree.leaves(state), jax.tree.leaves(like), strict=True):
             if got.shape != want.shape or got.dtype != want.dtype:
-                raise CheckpointError(f"{self.directory / str(step)}: checkpoint of another "
-                                      f"shape ({got.shape} vs {want.shape})")
+                raise CheckpointError(
+                    f"{self.directory / str(step)}: checkpoint of another "
+                    f"shape ({got.shape} vs {want.shape})"
+                )
         if record.get("epoch") != step:
-            raise CheckpointError(f"{self.directory / str(step)}: record of epoch "
-                                  f"{record.get('epoch')} in the checkpoint of epoch {step}")
+            raise CheckpointError(
+                f"{self.directory / str(step)}: record of epoch "
+                f"{record.get('epoch')} in the checkpoint of epoch {step}"
+            )
         return state, record
 
     def save(self, epoch: int, state: Any, record: Mapping[str, Any]) -> None:
         try:
-            self.manager.save(epoch, args=ocp.args.Composite(
-                state=ocp.args.StandardSave(state),
-                record=ocp.args.JsonSave({**_plain(_lists(record)), "epoch": epoch})))
+            self.manager.save(
+                epoch,
+                args=ocp.args.Composite(
+                    state=ocp.args.StandardSave(state),
+                    record=ocp.args.JsonSave({**_plain(_lists(record)), "epoch": epoch}),
+                ),
+            )
         except Exception as err:  # noqa: BLE001
             self._held.discard()
-            raise CheckpointError(f"{self.directory}: cannot save epoch {epoch}: "
-                                  f"{error_reason(err)}") from err
+            raise CheckpointError(
+                f"{self.directory}: cannot save epoch {epoch}: {error_reason(err)}"
+            ) from err
 
     def close(self) -> None:
         """Wait for pending writes and release the manager. A write that failed in the
@@ -273,8 +299,9 @@ class ProgramStore:
                 for tmp in leftovers:
                     shutil.rmtree(tmp, ignore_errors=True)
                 time.sleep(0.1)
-            raise CheckpointError(f"{self.directory}: cannot save a checkpoint: "
-                                  f"{error_reason(err)}") from err
+            raise CheckpointError(
+                f"{self.directory}: cannot save a checkpoint: {error_reason(err)}"
+            ) from err
         finally:
             try:
                 self.manager.close()

@@ -29,8 +29,10 @@ def grid_points(axes: Mapping[str, Sequence[float]]) -> list[dict[str, float]]:
     """The cartesian product of hyperparameter axes, e.g. {"learning_rate": [...],
     "momentum": [0.5, 0.9]} -> [{"learning_rate": .., "momentum": ..}, ...]."""
     names = list(axes)
-    return [dict(zip(names, map(float, values), strict=True))
-            for values in itertools.product(*(axes[n] for n in names))]
+    return [
+        dict(zip(names, map(float, values), strict=True))
+        for values in itertools.product(*(axes[n] for n in names))
+    ]
 
 
 def select(results: Sequence[FitResult]) -> int:
@@ -38,8 +40,10 @@ def select(results: Sequence[FitResult]) -> int:
     longest (successive halving stops the others early); diverged runs are never chosen.
     Returns -1 if every run diverged."""
     longest = max(r.epochs for r in results)
-    scores = [-np.inf if r.diverged or r.epochs < longest else r.history["val_accuracy"][-1]
-              for r in results]
+    scores = [
+        -np.inf if r.diverged or r.epochs < longest else r.history["val_accuracy"][-1]
+        for r in results
+    ]
     best = int(np.argmax(scores))
     return -1 if scores[best] == -np.inf else best
 
@@ -51,13 +55,22 @@ def progress_ticks(n_seeds: int, epochs: int, grid_epochs: int | None = None) ->
     return grid_epochs + (epochs if (n_seeds > 1 or not reuse) else 0)
 
 
-def tune_and_retrain(trainer: Trainer, data: MNIST, grid: Sequence[Mapping[str, float]],
-                     seeds: Sequence[int], epochs: int, *, grid_epochs: int | None = None,
-                     prune_at: int | None = None, prune_factor: int = 3,
-                     checkpoint_dir: Path | None = None,
-                     state_dir: Path | None = None, name: str = "run",
-                     metadata: Mapping[str, Any] | None = None,
-                     progress: Progress | None = None) -> dict[str, Any]:
+def tune_and_retrain(
+    trainer: Trainer,
+    data: MNIST,
+    grid: Sequence[Mapping[str, float]],
+    seeds: Sequence[int],
+    epochs: int,
+    *,
+    grid_epochs: int | None = None,
+    prune_at: int | None = None,
+    prune_factor: int = 3,
+    checkpoint_dir: Path | None = None,
+    state_dir: Path | None = None,
+    name: str = "run",
+    metadata: Mapping[str, Any] | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
     """Train `grid` on seeds[0] for `grid_epochs` (default `epochs`) as one vmapped program,
     pick the best on validation, train it for `epochs` on every seed, test each once.
 
@@ -79,11 +92,26 @@ def tune_and_retrain(trainer: Trainer, data: MNIST, grid: Sequence[Mapping[str, 
         return None if state_dir is None else Path(state_dir) / f"{name}_{program}"
 
     keep = None if prune_at is None else (prune_at, -(-len(grid) // prune_factor))
-    tuned = fit_grid(trainer, data, grid, [seeds[0]] * len(grid), grid_epochs, keep=keep,
-                     on_epoch=report(f"{name}: grid of {len(grid)}"), store=store("grid"))
+    tuned = fit_grid(
+        trainer,
+        data,
+        grid,
+        [seeds[0]] * len(grid),
+        grid_epochs,
+        keep=keep,
+        on_epoch=report(f"{name}: grid of {len(grid)}"),
+        store=store("grid"),
+    )
     entry: dict[str, Any] = {
-        "grid": [{"hparams": r.hparams, "val_accuracy": r.history["val_accuracy"][-1],
-                  "epochs": r.epochs, "diverged": r.diverged} for r in tuned],
+        "grid": [
+            {
+                "hparams": r.hparams,
+                "val_accuracy": r.history["val_accuracy"][-1],
+                "epochs": r.epochs,
+                "diverged": r.diverged,
+            }
+            for r in tuned
+        ],
         "grid_epochs": grid_epochs,
         "prune_at": prune_at,
     }
@@ -96,20 +124,35 @@ def tune_and_retrain(trainer: Trainer, data: MNIST, grid: Sequence[Mapping[str, 
     todo = list(seeds[1:] if reuse else seeds)
     finals = [tuned[best]] if reuse else []
     if todo:
-        finals += fit_grid(trainer, data, [selected] * len(todo), todo, epochs,
-                           on_epoch=report(f"{name}: {len(todo)} seed(s)"),
-                           store=store("seeds"))
+        finals += fit_grid(
+            trainer,
+            data,
+            [selected] * len(todo),
+            todo,
+            epochs,
+            on_epoch=report(f"{name}: {len(todo)} seed(s)"),
+            store=store("seeds"),
+        )
     test = [accuracy_on(trainer, r.state, data.test) for r in finals]
     paths = []
     for result, acc in zip(finals, test, strict=True):
         if checkpoint_dir is not None:
             path = checkpoint_dir / f"{name}_seed{result.seed}"
-            checkpoint.save(path, result.state, {
-                **(metadata or {}), "name": name, "optimizer": trainer.optimizer,
-                "hparams": result.hparams, "seed": result.seed, "epochs": epochs,
-                "val_accuracy": result.history["val_accuracy"][-1], "test_accuracy": acc,
-                "diverged": result.diverged,
-            })
+            checkpoint.save(
+                path,
+                result.state,
+                {
+                    **(metadata or {}),
+                    "name": name,
+                    "optimizer": trainer.optimizer,
+                    "hparams": result.hparams,
+                    "seed": result.seed,
+                    "epochs": epochs,
+                    "val_accuracy": result.history["val_accuracy"][-1],
+                    "test_accuracy": acc,
+                    "diverged": result.diverged,
+                },
+            )
             paths.append(str(path))
     entry.update(
         selected=selected,

@@ -51,8 +51,10 @@ def torch_cnn(torch, params=None, channels=(32, 64), hidden=(100, 100), kernel: 
     (drawn from torch's global generator: seed it with `torch.manual_seed`)."""
     nn = torch.nn
     c1, c2 = channels
-    convs = [nn.Conv2d(1, c1, kernel, padding=kernel // 2),
-             nn.Conv2d(c1, c2, kernel, padding=kernel // 2)]
+    convs = [
+        nn.Conv2d(1, c1, kernel, padding=kernel // 2),
+        nn.Conv2d(c1, c2, kernel, padding=kernel // 2),
+    ]
     widths = [7 * 7 * c2, *hidden, 10]
     dense = [nn.Linear(i, o) for i, o in zip(widths[:-1], widths[1:], strict=True)]
     if params is not None:
@@ -63,8 +65,15 @@ def torch_cnn(torch, params=None, channels=(32, 64), hidden=(100, 100), kernel: 
             if i == 0:
                 w = w.reshape(7, 7, c2, -1).transpose(2, 0, 1, 3).reshape(7 * 7 * c2, -1)
             _load(torch, linear, w.T, p["bias"])
-    layers: list[Any] = [convs[0], nn.ReLU(), nn.MaxPool2d(2), convs[1], nn.ReLU(),
-                         nn.MaxPool2d(2), nn.Flatten()]
+    layers: list[Any] = [
+        convs[0],
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        convs[1],
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+    ]
     for linear in dense[:-1]:
         layers += [linear, nn.ReLU()]
     return nn.Sequential(*layers, dense[-1])
@@ -83,8 +92,17 @@ def torch_optimizer(torch, name: str, model, learning_rate: float):
     return torch.optim.Adam(model.parameters(), lr=learning_rate)
 
 
-def torch_epoch(torch, model, optimizer, images, labels, order=None, steps=None,
-                batch_size: int = 128, drop_last: bool = True) -> float:
+def torch_epoch(
+    torch,
+    model,
+    optimizer,
+    images,
+    labels,
+    order=None,
+    steps=None,
+    batch_size: int = 128,
+    drop_last: bool = True,
+) -> float:
     """The homework's epoch: shuffle indices, slice a batch of in-memory tensors, step.
     `order` (int[steps, batch]) replaces the shuffle (parity checks). `drop_last=False` also
     trains on the last, short batch (what a `DataLoader(shuffle=True)` does). Returns the
@@ -119,13 +137,14 @@ def torch_accuracy(torch, model, images, labels, batch_size: int = 1000) -> floa
     correct = 0
     with torch.no_grad():
         for start in range(0, len(labels), batch_size):
-            logits = model(images[start:start + batch_size])
-            correct += int((logits.argmax(1) == labels[start:start + batch_size]).sum())
+            logits = model(images[start : start + batch_size])
+            correct += int((logits.argmax(1) == labels[start : start + batch_size]).sum())
     return correct / len(labels)
 
 
-def torch_tensors(torch, images: np.ndarray, labels: np.ndarray, nchw: bool,
-                  normalize: bool = False):
+def torch_tensors(
+    torch, images: np.ndarray, labels: np.ndarray, nchw: bool, normalize: bool = False
+):
     """uint8 NHWC -> float32 in [0, 1] (NCHW for the CNN, flat for the MLP), int64 labels: the
     homework keeps its data in memory as float tensors, converted once. `normalize`:
     standardised with MNIST's mean and std, as `transforms.Normalize((0.1307,), (0.3081,))`."""
@@ -151,9 +170,14 @@ def train_cnn(torch, hp: dict[str, Any], data, seed: int, on_epoch) -> dict[str,
     optimizer = torch_optimizer(torch, "adam", model, hp["learning_rate"])
     history: dict[str, list[float]] = {"train_cost": [], "val_accuracy": []}
     for epoch in range(1, hp["epochs"] + 1):
-        history["train_cost"].append(torch_epoch(torch, model, optimizer, x, y,
-                                                 batch_size=hp["batch_size"], drop_last=False))
+        history["train_cost"].append(
+            torch_epoch(torch, model, optimizer, x, y, batch_size=hp["batch_size"], drop_last=False)
+        )
         history["val_accuracy"].append(torch_accuracy(torch, model, vx, vy))
         on_epoch(epoch, history["val_accuracy"][-1], history["train_cost"][-1])
-    return {"test": torch_accuracy(torch, model, tx, ty), "history": history,
-            "seconds": time.perf_counter() - t0, "model": model}
+    return {
+        "test": torch_accuracy(torch, model, tx, ty),
+        "history": history,
+        "seconds": time.perf_counter() - t0,
+        "model": model,
+    }

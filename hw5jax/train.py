@@ -47,8 +47,9 @@ def _is_kernel(path) -> bool:
 
 def l2_penalty(params: Any) -> jax.Array:
     """Sum of squared weights (kernels; not biases or BatchNorm scales)."""
-    leaves = [leaf for path, leaf in jax.tree_util.tree_leaves_with_path(params)
-              if _is_kernel(path)]
+    leaves = [
+        leaf for path, leaf in jax.tree_util.tree_leaves_with_path(params) if _is_kernel(path)
+    ]
     return sum((jnp.sum(jnp.square(w)) for w in leaves), jnp.zeros((), jnp.float32))
 
 
@@ -65,7 +66,7 @@ def permutation(key: jax.Array, n: int) -> jax.Array:
     to `jax.random.permutation` (`tests/test_train.py`): a change in jax's algorithm fails
     that test, not silently the shuffles.
     """
-    if n > 2 ** 16:
+    if n > 2**16:
         return jax.random.permutation(key, n)
     x = jnp.arange(n, dtype=jnp.int32)
     position = jnp.arange(n, dtype=jnp.uint32)
@@ -96,11 +97,20 @@ class Trainer:
     evaluation then uses the average, training the raw parameters.
     """
 
-    def __init__(self, model_fn: Callable[..., nnx.Module], optimizer: str, *,
-                 batch_size: int = 128, lam: float = 0.0, n_train: int = 50_000,
-                 augment: Augment | None = None, label_smoothing: float = 0.0,
-                 schedule: optax.Schedule | None = None, ema_decay: float | None = None,
-                 eval_batch_size: int = 2_000):
+    def __init__(
+        self,
+        model_fn: Callable[..., nnx.Module],
+        optimizer: str,
+        *,
+        batch_size: int = 128,
+        lam: float = 0.0,
+        n_train: int = 50_000,
+        augment: Augment | None = None,
+        label_smoothing: float = 0.0,
+        schedule: optax.Schedule | None = None,
+        ema_decay: float | None = None,
+        eval_batch_size: int = 2_000,
+    ):
         self.model_fn = model_fn
         self.optimizer = optimizer
         self.schedule = schedule
@@ -117,14 +127,15 @@ class Trainer:
         # Compiled once per Trainer (and per input shape); vmapped twins for grids/seeds.
         self.init_jit = jax.jit(self.init)
         self.epoch_jit = jax.jit(self.epoch, donate_argnums=0)
-        self.epoch_many = jax.jit(jax.vmap(self.epoch, in_axes=(0, None, None)),
-                                  donate_argnums=0)
+        self.epoch_many = jax.jit(jax.vmap(self.epoch, in_axes=(0, None, None)), donate_argnums=0)
         # Runs that share a seed (a grid) share every batch: drawing the order once, outside
         # the vmap, turns each run's matmul into one wide matmul over the whole grid.
         self.epoch_shared = jax.jit(
             lambda stack, x, y: jax.vmap(self.epoch, in_axes=(0, None, None, None))(
-                stack, x, y, stack["rng"][0]),
-            donate_argnums=0)
+                stack, x, y, stack["rng"][0]
+            ),
+            donate_argnums=0,
+        )
         self.evaluate_jit = jax.jit(self.evaluate, static_argnames="views")
         self.evaluate_many = jax.jit(jax.vmap(self.evaluate, in_axes=(0, None, None)))
 
@@ -132,8 +143,10 @@ class Trainer:
         """A stack of fresh runs (run i: `seeds[i]`, `hparams[i]`), each made by the one
         compiled `init` and stacked: the same arrays as `jax.vmap(init)`, without compiling a
         vmapped initialiser for every stack size (that took seconds per program)."""
-        runs = [self.init_jit(jnp.uint32(seed), {k: jnp.float32(v) for k, v in hp.items()})
-                for seed, hp in zip(seeds, hparams, strict=True)]
+        runs = [
+            self.init_jit(jnp.uint32(seed), {k: jnp.float32(v) for k, v in hp.items()})
+            for seed, hp in zip(seeds, hparams, strict=True)
+        ]
         return jax.tree.map(lambda *leaves: jnp.stack(leaves), *runs)
 
     def abstract_state(self) -> State:
@@ -155,9 +168,13 @@ class Trainer:
         init_key, rng = jax.random.split(jax.random.PRNGKey(seed))
         model = self.model_fn(rngs=nnx.Rngs(init_key))
         _, params, model_state = nnx.split(model, nnx.Param, ...)
-        state = {"params": params, "model_state": model_state,
-                 "opt_state": self.make_tx(hparams).init(params),
-                 "step": jnp.zeros((), jnp.int32), "rng": rng}
+        state = {
+            "params": params,
+            "model_state": model_state,
+            "opt_state": self.make_tx(hparams).init(params),
+            "step": jnp.zeros((), jnp.int32),
+            "rng": rng,
+        }
         if self.ema_decay is not None:
             state["ema"] = jax.tree.map(jnp.copy, params)
         return state
@@ -166,8 +183,9 @@ class Trainer:
         """The parameters evaluation uses: the running average if there is one."""
         return state.get("ema", state["params"])
 
-    def apply(self, params, model_state, images: jax.Array, *, train: bool,
-              key: jax.Array | None = None) -> tuple[jax.Array, Any]:
+    def apply(
+        self, params, model_state, images: jax.Array, *, train: bool, key: jax.Array | None = None
+    ) -> tuple[jax.Array, Any]:
         """logits float[B, 10] and the model state after the call (BatchNorm updates it in
         training mode only)."""
         model = nnx.merge(self.graphdef, params, model_state, copy=True)
@@ -179,8 +197,9 @@ class Trainer:
         """Training cost of one batch: C0 (cross-entropy) + lam/(2n) sum w^2."""
         logits, model_state = self.apply(params, model_state, images, train=True, key=key)
         if self.label_smoothing:
-            targets = optax.smooth_labels(jax.nn.one_hot(labels, logits.shape[-1]),
-                                          self.label_smoothing)
+            targets = optax.smooth_labels(
+                jax.nn.one_hot(labels, logits.shape[-1]), self.label_smoothing
+            )
             c0 = optax.softmax_cross_entropy(logits, targets).mean()
         else:
             c0 = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
@@ -188,25 +207,33 @@ class Trainer:
             c0 = c0 + self.lam / (2 * self.n_train) * l2_penalty(params)
         return c0, model_state
 
-    def train_step(self, state: State, images: jax.Array, labels: jax.Array,
-                   key: jax.Array) -> tuple[State, jax.Array]:
+    def train_step(
+        self, state: State, images: jax.Array, labels: jax.Array, key: jax.Array
+    ) -> tuple[State, jax.Array]:
         """One optimizer step on a batch (uint8 images). Returns (new state, batch cost)."""
         aug_key, dropout_key = jax.random.split(key)
         x = as_float(images)
         if self.augment is not None:
             x = self.augment(aug_key, x)
         (cost, model_state), grads = jax.value_and_grad(self.cost, has_aux=True)(
-            state["params"], state["model_state"], x, labels, dropout_key)
+            state["params"], state["model_state"], x, labels, dropout_key
+        )
         updates, opt_state = self.tx.update(grads, state["opt_state"], state["params"])
         params = optax.apply_updates(state["params"], updates)
-        new = {**state, "params": params, "model_state": model_state, "opt_state": opt_state,
-               "step": state["step"] + 1}
+        new = {
+            **state,
+            "params": params,
+            "model_state": model_state,
+            "opt_state": opt_state,
+            "step": state["step"] + 1,
+        }
         if self.ema_decay is not None:
             new["ema"] = optax.incremental_update(params, state["ema"], 1.0 - self.ema_decay)
         return new, cost
 
-    def epoch(self, state: State, images: jax.Array, labels: jax.Array,
-              key: jax.Array | None = None) -> tuple[State, Metrics]:
+    def epoch(
+        self, state: State, images: jax.Array, labels: jax.Array, key: jax.Array | None = None
+    ) -> tuple[State, Metrics]:
         """One pass over shuffled training data, as one `lax.scan` of `train_step`.
 
         images: uint8[N, 28, 28, 1], labels: int32[N]; the last N % batch_size examples of
@@ -228,16 +255,21 @@ class Trainer:
 
         def body(state, xs):
             idx, i = xs
-            return self.train_step(state, images[idx], labels[idx],
-                                   jax.random.fold_in(step_key, i))
+            return self.train_step(state, images[idx], labels[idx], jax.random.fold_in(step_key, i))
 
         state, costs = jax.lax.scan(body, {**state, "rng": rng}, (order, jnp.arange(steps)))
-        finite = jnp.all(jnp.array([jnp.all(jnp.isfinite(p))
-                                    for p in jax.tree.leaves(state["params"])]))
+        finite = jnp.all(
+            jnp.array([jnp.all(jnp.isfinite(p)) for p in jax.tree.leaves(state["params"])])
+        )
         return state, {"train_cost": costs.mean(), "finite": finite & jnp.isfinite(costs).all()}
 
-    def evaluate(self, state: State, images: jax.Array, labels: jax.Array,
-                 views: tuple[View, ...] | None = None) -> Metrics:
+    def evaluate(
+        self,
+        state: State,
+        images: jax.Array,
+        labels: jax.Array,
+        views: tuple[View, ...] | None = None,
+    ) -> Metrics:
         """Accuracy and mean cross-entropy in evaluation mode (BatchNorm running averages),
         in chunks of `eval_batch_size` (the last one zero-padded and masked).
 
@@ -264,14 +296,16 @@ class Trainer:
             else:
                 # log of the mean softmax, as a logsumexp (no log(0) when a view's softmax
                 # underflows).
-                logits = jax.nn.logsumexp(jnp.stack([jax.nn.log_softmax(logits_of(view(xb, v)))
-                                                     for v in views]), axis=0) - jnp.log(len(views))
+                logits = jax.nn.logsumexp(
+                    jnp.stack([jax.nn.log_softmax(logits_of(view(xb, v))) for v in views]), axis=0
+                ) - jnp.log(len(views))
                 ce = -jnp.take_along_axis(logits, yb[:, None], axis=-1)[:, 0]
             return (jnp.sum((logits.argmax(-1) == yb) & mb), jnp.sum(jnp.where(mb, ce, 0.0)))
 
         shape = (-1, chunk)
-        correct, ce = jax.lax.map(one, (x.reshape(shape + x.shape[1:]), y.reshape(shape),
-                                        mask.reshape(shape)))
+        correct, ce = jax.lax.map(
+            one, (x.reshape(shape + x.shape[1:]), y.reshape(shape), mask.reshape(shape))
+        )
         return {"accuracy": correct.sum() / n, "cost": ce.sum() / n}
 
 
@@ -294,8 +328,9 @@ class FitResult:
         return len(self.history.get("val_accuracy", []))
 
 
-def device_split(split: Split, sharding: jax.sharding.Sharding | None = None
-                 ) -> tuple[jax.Array, jax.Array]:
+def device_split(
+    split: Split, sharding: jax.sharding.Sharding | None = None
+) -> tuple[jax.Array, jax.Array]:
     """A split's arrays on the device (replicated over `sharding`'s mesh if given)."""
     return jax.device_put((split.images, split.labels), sharding)
 
@@ -309,19 +344,19 @@ def runs_mesh() -> jax.sharding.Mesh | None:
     """
     if jax.device_count() == 1:
         return None
-    return jax.make_mesh((jax.device_count(),), ("runs",),
-                         axis_types=(jax.sharding.AxisType.Auto,))
+    return jax.make_mesh((jax.device_count(),), ("runs",), axis_types=(jax.sharding.AxisType.Auto,))
 
 
-def shard_runs(stack: State, mesh: jax.sharding.Mesh | None
-               ) -> tuple[State, NamedSharding | None]:
+def shard_runs(stack: State, mesh: jax.sharding.Mesh | None) -> tuple[State, NamedSharding | None]:
     """A stack of runs split along `mesh`'s "runs" axis (its length a multiple of the mesh
     size), and the sharding that replicates the data over the mesh; unchanged and None
     without a mesh."""
     if mesh is None:
         return stack, None
-    return (jax.device_put(stack, NamedSharding(mesh, PartitionSpec("runs"))),
-            NamedSharding(mesh, PartitionSpec()))
+    return (
+        jax.device_put(stack, NamedSharding(mesh, PartitionSpec("runs"))),
+        NamedSharding(mesh, PartitionSpec()),
+    )
 
 
 OnEpoch = Callable[[int, State, dict[str, np.ndarray]], None]
@@ -329,9 +364,17 @@ OnEpoch = Callable[[int, State, dict[str, np.ndarray]], None]
 HISTORY = ("train_cost", "val_accuracy")
 
 
-def _segment(epoch_fn, evaluate_fn, state: State, data: MNIST, start: int, stop: int,
-             on_epoch: OnEpoch | None, data_sharding: jax.sharding.Sharding | None = None,
-             store: Path | None = None) -> tuple[State, dict[str, np.ndarray], np.ndarray]:
+def _segment(
+    epoch_fn,
+    evaluate_fn,
+    state: State,
+    data: MNIST,
+    start: int,
+    stop: int,
+    on_epoch: OnEpoch | None,
+    data_sharding: jax.sharding.Sharding | None = None,
+    store: Path | None = None,
+) -> tuple[State, dict[str, np.ndarray], np.ndarray]:
     """Epochs start+1..stop of a program (one run, or a stack): a scanned pass over
     `data.train`, then validation. With `store`, the state and the history so far are
     checkpointed after every epoch, and a call finding checkpoints there continues from the
@@ -349,8 +392,7 @@ def _segment(epoch_fn, evaluate_fn, state: State, data: MNIST, start: int, stop:
             finite = np.asarray(record["finite"], bool)
             start = record["epoch"]
             if on_epoch is not None and history["val_accuracy"]:
-                on_epoch(start, state, {k: v[-1] for k, v in history.items()} |
-                         {"finite": finite})
+                on_epoch(start, state, {k: v[-1] for k, v in history.items()} | {"finite": finite})
         train_x, train_y = device_split(data.train, data_sharding)
         has_val = len(data.val.labels) > 0  # nothing held out (train+val): not evaluated
         if has_val:
@@ -360,14 +402,15 @@ def _segment(epoch_fn, evaluate_fn, state: State, data: MNIST, start: int, stop:
             cost = to_host(metrics["train_cost"])
             history["train_cost"].append(cost)
             history["val_accuracy"].append(
-                to_host(evaluate_fn(state, val_x, val_y)["accuracy"]) if has_val
-                else np.full(cost.shape, np.nan, np.float32))
+                to_host(evaluate_fn(state, val_x, val_y)["accuracy"])
+                if has_val
+                else np.full(cost.shape, np.nan, np.float32)
+            )
             finite = finite & to_host(metrics["finite"])
             if ckpt is not None:
                 ckpt.save(epoch, state, {"history": history, "finite": finite})
             if on_epoch is not None:
-                on_epoch(epoch, state, {k: v[-1] for k, v in history.items()} |
-                         {"finite": finite})
+                on_epoch(epoch, state, {k: v[-1] for k, v in history.items()} | {"finite": finite})
             stop_point()  # Ctrl-C (inside a hw5jax.resume.RunDir) stops here
     finally:
         if ckpt is not None:
@@ -380,10 +423,18 @@ def _take(state: State, rows: Sequence[int]) -> State:
     return jax.tree.map(lambda leaf: leaf[idx], state)
 
 
-def fit_grid(trainer: Trainer, data: MNIST, hparams: Sequence[Mapping[str, float]],
-             seeds: Sequence[int], epochs: int, *, on_epoch: OnEpoch | None = None,
-             mesh: jax.sharding.Mesh | None | str = "auto", keep: tuple[int, int] | None = None,
-             store: Path | None = None) -> list[FitResult]:
+def fit_grid(
+    trainer: Trainer,
+    data: MNIST,
+    hparams: Sequence[Mapping[str, float]],
+    seeds: Sequence[int],
+    epochs: int,
+    *,
+    on_epoch: OnEpoch | None = None,
+    mesh: jax.sharding.Mesh | None | str = "auto",
+    keep: tuple[int, int] | None = None,
+    store: Path | None = None,
+) -> list[FitResult]:
     """Train len(seeds) runs at once (run i: `hparams[i]`, `seeds[i]`) as one vmapped program.
 
     Each epoch: one scanned pass over `data.train`, then validation accuracy. A run whose cost
@@ -435,8 +486,16 @@ def fit_grid(trainer: Trainer, data: MNIST, hparams: Sequence[Mapping[str, float
         padded = _take(state, [*range(len(alive)), *[0] * pad]) if pad else state
         padded, data_sharding = shard_runs(padded, mesh)
         padded, seg, seg_finite = _segment(
-            epoch_fn, trainer.evaluate_many, padded, data, start, stop, on_epoch,
-            data_sharding, None if store is None else Path(store) / f"part{part}")
+            epoch_fn,
+            trainer.evaluate_many,
+            padded,
+            data,
+            start,
+            stop,
+            on_epoch,
+            data_sharding,
+            None if store is None else Path(store) / f"part{part}",
+        )
         state = _take(padded, range(len(alive))) if pad else padded
         for j, i in enumerate(alive):
             for k in HISTORY:
@@ -446,26 +505,42 @@ def fit_grid(trainer: Trainer, data: MNIST, hparams: Sequence[Mapping[str, float
     for j, i in enumerate(alive):
         states[i] = _take(state, [j])
     return [
-        FitResult(state=jax.tree.map(lambda leaf: leaf[0], states[i]), hparams=full[i],
-                  seed=int(seeds[i]), history=history[i], diverged=not finite[i])
+        FitResult(
+            state=jax.tree.map(lambda leaf: leaf[0], states[i]),
+            hparams=full[i],
+            seed=int(seeds[i]),
+            history=history[i],
+            diverged=not finite[i],
+        )
         for i in range(n)
     ]
 
 
-def fit(trainer: Trainer, data: MNIST, hparams: Mapping[str, float], *, seed: int = 0,
-        epochs: int, on_epoch: OnEpoch | None = None, store: Path | None = None) -> FitResult:
+def fit(
+    trainer: Trainer,
+    data: MNIST,
+    hparams: Mapping[str, float],
+    *,
+    seed: int = 0,
+    epochs: int,
+    on_epoch: OnEpoch | None = None,
+    store: Path | None = None,
+) -> FitResult:
     """Train one run (not vmapped): the same arithmetic as one entry of `fit_grid`.
     store: per-epoch checkpoints there; a repeated call continues from the latest."""
     full = full_hparams(trainer.optimizer, hparams)
     state = trainer.init_jit(jnp.uint32(seed), {k: jnp.float32(v) for k, v in full.items()})
-    state, history, finite = _segment(trainer.epoch_jit, trainer.evaluate_jit, state, data,
-                                      0, epochs, on_epoch, store=store)
-    return FitResult(state, full, seed, {k: v.tolist() for k, v in history.items()},
-                     diverged=not bool(finite))
+    state, history, finite = _segment(
+        trainer.epoch_jit, trainer.evaluate_jit, state, data, 0, epochs, on_epoch, store=store
+    )
+    return FitResult(
+        state, full, seed, {k: v.tolist() for k, v in history.items()}, diverged=not bool(finite)
+    )
 
 
-def accuracy_on(trainer: Trainer, state: State, split: Split,
-                views: tuple[View, ...] | None = None) -> float:
+def accuracy_on(
+    trainer: Trainer, state: State, split: Split, views: tuple[View, ...] | None = None
+) -> float:
     """Accuracy of one trained state on a split (used once per final model, on test);
     `views`: test-time augmentation (see `Trainer.evaluate`)."""
     x, y = device_split(split)

@@ -90,8 +90,9 @@ def _jax_outputs(params, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 # 224 and 227 reach the 6x6 adaptive pool with a 6x6 map (the pool is the identity); 256 and
 # 320 reach it with 7x7 and 9x9 (overlapping bins of unequal size).
-@pytest.mark.parametrize("size,photo", [(224, "grace_hopper"), (227, "chelsea"),
-                                        (256, "coffee"), (320, "astronaut")])
+@pytest.mark.parametrize(
+    "size,photo", [(224, "grace_hopper"), (227, "chelsea"), (256, "coffee"), (320, "astronaut")]
+)
 def test_parity_with_pytorch(reference, restored, photos, size, photo, cli_procs):
     # (cli_procs: the command-line runs start here, to run while parity is checked.)
     model, _, _ = reference
@@ -105,8 +106,10 @@ def test_parity_with_pytorch(reference, restored, photos, size, photo, cli_procs
     assert logits_j.shape == (1, 1000)
     conv1_err = np.abs(conv1_j - conv1_t).max()
     logits_err = np.abs(logits_j - logits_t).max()
-    print(f"size {size}: conv1 max abs err {conv1_err:.2e}, logits {logits_err:.2e} "
-          f"(logits std {logits_t.std():.2f})")
+    print(
+        f"size {size}: conv1 max abs err {conv1_err:.2e}, logits {logits_err:.2e} "
+        f"(logits std {logits_t.std():.2f})"
+    )
     assert conv1_err <= 1e-5
     assert logits_err <= 1e-4
     # The check means something only if the logits are not all alike (e.g. bias-dominated).
@@ -143,16 +146,22 @@ def test_fc6_permutation_matters(reference, restored, photos):
 def test_adaptive_avg_pool_matches_pytorch(size):
     torch = pytest.importorskip("torch", reason=TORCH_REASON)
     x = np.random.default_rng(size).standard_normal((2, size, size + 3, 4)).astype(np.float32)
-    want = torch.nn.functional.adaptive_avg_pool2d(
-        torch.from_numpy(x.transpose(0, 3, 1, 2)), (6, 6)).numpy().transpose(0, 2, 3, 1)
+    want = (
+        torch.nn.functional.adaptive_avg_pool2d(torch.from_numpy(x.transpose(0, 3, 1, 2)), (6, 6))
+        .numpy()
+        .transpose(0, 2, 3, 1)
+    )
     got = np.asarray(alexnet.adaptive_avg_pool(jnp.asarray(x)))
     np.testing.assert_allclose(got, want, atol=1e-6)
 
 
 def _shapes_of(x_shape, names=("logits",)):
     """Output shapes of alexnet.apply without computing anything."""
-    return jax.eval_shape(lambda p, x: alexnet.apply(p, x, names), alexnet.param_shapes(),
-                          jax.ShapeDtypeStruct(x_shape, jnp.float32))
+    return jax.eval_shape(
+        lambda p, x: alexnet.apply(p, x, names),
+        alexnet.param_shapes(),
+        jax.ShapeDtypeStruct(x_shape, jnp.float32),
+    )
 
 
 def test_smallest_input_is_63():
@@ -186,8 +195,11 @@ def _shapes(**changes):
 
 
 def test_state_dict_check_lists_every_problem():
-    sd = _shapes(features__0__weight=(96, 3, 11, 11), classifier__6__bias=None,
-                 classifier__7__weight=(10, 4096))
+    sd = _shapes(
+        features__0__weight=(96, 3, 11, 11),
+        classifier__6__bias=None,
+        classifier__7__weight=(10, 4096),
+    )
     with pytest.raises(convert.ConversionError) as info:
         convert.check_state_dict(sd, source="model.pth")
     err = info.value
@@ -196,21 +208,31 @@ def test_state_dict_check_lists_every_problem():
     assert err.mismatched == {"features.0.weight": ((96, 3, 11, 11), (64, 3, 11, 11))}
     message = str(err)
     assert "\n" not in message
-    for part in ("model.pth", "classifier.6.bias", "classifier.7.weight", "features.0.weight",
-                 "(96, 3, 11, 11)"):
+    for part in (
+        "model.pth",
+        "classifier.6.bias",
+        "classifier.7.weight",
+        "features.0.weight",
+        "(96, 3, 11, 11)",
+    ):
         assert part in message
     convert.check_state_dict(_shapes())  # the real layout passes
 
 
 def test_conversion_layouts():
     rng = np.random.default_rng(0)
-    sd = {k: rng.standard_normal(s).astype(np.float32) if len(s) < 2 or s[1] < 1000
-          else np.zeros(s, np.float32) for k, s in convert.TORCH_SHAPES.items()}
+    sd = {
+        k: rng.standard_normal(s).astype(np.float32)
+        if len(s) < 2 or s[1] < 1000
+        else np.zeros(s, np.float32)
+        for k, s in convert.TORCH_SHAPES.items()
+    }
     sd["classifier.1.weight"][5, 2 * 36 + 3 * 6 + 4] = 1.0  # output 5 reads (c=2, h=3, w=4)
     params = convert.convert_state_dict(sd)
     assert params["conv1"]["kernel"].shape == (11, 11, 3, 64)
-    np.testing.assert_array_equal(params["conv2"]["kernel"][1, 2, 3, 4],
-                                  sd["features.3.weight"][4, 3, 1, 2])
+    np.testing.assert_array_equal(
+        params["conv2"]["kernel"][1, 2, 3, 4], sd["features.3.weight"][4, 3, 1, 2]
+    )
     fc6 = params["fc6"]["kernel"]
     assert fc6.shape == (9216, 4096)
     assert fc6[(3 * 6 + 4) * 256 + 2, 5] == 1.0 and fc6.sum() == 1.0  # NHWC flatten index
@@ -256,11 +278,14 @@ def cli_procs(reference, photos, tmp_path_factory):
     small = tmp / "small.png"
     Image.new("RGB", (200, 50), (120, 30, 60)).save(small)
     foreign = tmp / "foreign_ckpt"
-    checkpoint.save(foreign, {"params": {"dense": {"kernel": np.zeros((3, 2), np.float32)}}},
-                    {"model": "mlp"})
+    checkpoint.save(
+        foreign, {"params": {"dense": {"kernel": np.zeros((3, 2), np.float32)}}}, {"model": "mlp"}
+    )
     other_arch = tmp / "resnet_like.pth"
-    torch.save(torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.Linear(8, 2)).state_dict(),
-               other_arch)
+    torch.save(
+        torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.Linear(8, 2)).state_dict(),
+        other_arch,
+    )
     grace = str(photos["grace_hopper"])
     readout = [sys.executable, "-m", "experiments.alexnet_readout"]
     cases = {
@@ -276,9 +301,17 @@ def cli_procs(reference, photos, tmp_path_factory):
     procs = {}
     for name, cmd in cases.items():
         out = tmp / f"out_{name}"
-        procs[name] = (subprocess.Popen(cmd + ["--out", str(out)], cwd=ROOT, env=env,
-                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                        text=True), out)
+        procs[name] = (
+            subprocess.Popen(
+                cmd + ["--out", str(out)],
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            ),
+            out,
+        )
     yield procs
     for proc, _ in procs.values():  # only if a test failed before waiting for them
         if proc.poll() is None:
@@ -319,14 +352,17 @@ def test_readout_end_to_end(cli_runs):
     assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
 
 
-@pytest.mark.parametrize("case,expected", [
-    ("not_image", "not an image"),
-    ("truncated", "truncated"),
-    ("too_small", "smaller than AlexNet's minimum 63x63"),
-    ("missing_ckpt", "no checkpoint directory"),
-    ("foreign_ckpt", "not an AlexNet checkpoint"),
-    ("other_arch", "not a torchvision AlexNet state_dict"),
-])
+@pytest.mark.parametrize(
+    "case,expected",
+    [
+        ("not_image", "not an image"),
+        ("truncated", "truncated"),
+        ("too_small", "smaller than AlexNet's minimum 63x63"),
+        ("missing_ckpt", "no checkpoint directory"),
+        ("foreign_ckpt", "not an AlexNet checkpoint"),
+        ("other_arch", "not a torchvision AlexNet state_dict"),
+    ],
+)
 def test_bad_input_is_one_clear_line(cli_runs, case, expected):
     code, stdout, stderr, out = cli_runs[case]
     assert code != 0
@@ -348,8 +384,12 @@ def test_unreadable_pth_files(tmp_path):
     cut.write_bytes((tmp_path / "full.pth").read_bytes()[:600])
     text = tmp_path / "notes.pth"
     text.write_text("hello\n")
-    for path, expected in [(whole_model, "Python objects"), (a_list, "holds a list"),
-                           (cut, "truncated"), (text, "not a PyTorch .pth"),
-                           (tmp_path / "nope.pth", "no such file")]:
+    for path, expected in [
+        (whole_model, "Python objects"),
+        (a_list, "holds a list"),
+        (cut, "truncated"),
+        (text, "not a PyTorch .pth"),
+        (tmp_path / "nope.pth", "no such file"),
+    ]:
         with pytest.raises(convert.ConversionError, match=expected):
             convert.load_torch_state_dict(path)

@@ -20,10 +20,13 @@ def test_work_counts_match_the_issue():
     assert cnn == pytest.approx(3.2e12, rel=0.02)  # "a CNN epoch about 3.2 TFLOP"
 
 
-@pytest.mark.parametrize("argv,message", [
-    (["--cases", "mlp_epoch_sgd,resnet"], "unknown case 'resnet'"),
-    (["--repeats", "0"], "--repeats 0: must be at least 1"),
-])
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--cases", "mlp_epoch_sgd,resnet"], "unknown case 'resnet'"),
+        (["--repeats", "0"], "--repeats 0: must be at least 1"),
+    ],
+)
 def test_bad_input_is_one_line(argv, message, tmp_path, bad_input):
     bad_input(benchmark.main, argv, message, tmp_path / "out")
 
@@ -46,8 +49,11 @@ def test_quick_run_writes_the_contract_and_both_sides_agree(tmp_path, capsys):
         assert results["compile_s"][case] >= 0
         assert results["achieved_gflops"][case]["hw5jax"] > 0
     assert results["peak_matmul_gflops"] > 0 and results["peak_rss_mib"] > 0
-    row = next(line for line in (out / "table.md").read_text().splitlines()
-               if line.startswith("| mlp_epoch_sgd |"))
+    row = next(
+        line
+        for line in (out / "table.md").read_text().splitlines()
+        if line.startswith("| mlp_epoch_sgd |")
+    )
     low, high = results["cases"]["mlp_epoch_sgd"]["ratio_range"]
     assert f"| {low:.2f}–{high:.2f} |" in row
 

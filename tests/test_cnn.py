@@ -43,13 +43,13 @@ def test_homework_cnn_shapes():
     assert maps == [(3, 14, 14, 32), (3, 7, 7, 64)] and logits == (3, 10)
     assert model.convs[0].kernel.shape == (5, 5, 1, 32)
     assert model.convs[1].kernel.shape == (5, 5, 32, 64)
-    assert [layer.kernel.shape for layer in model.dense] == [(3136, 100), (100, 100),
-                                                              (100, 10)]
+    assert [layer.kernel.shape for layer in model.dense] == [(3136, 100), (100, 100), (100, 10)]
 
 
 def test_cnn_options_change_widths_not_the_two_conv_layers():
-    maps, logits, _ = shapes(functools.partial(CNN, (16, 24), (50,), batch_norm=True,
-                                               dropout=0.5), train=True)
+    maps, logits, _ = shapes(
+        functools.partial(CNN, (16, 24), (50,), batch_norm=True, dropout=0.5), train=True
+    )
     assert maps == [(3, 14, 14, 16), (3, 7, 7, 24)] and logits == (3, 10)
     with pytest.raises(ValueError, match="exactly two conv layers"):
         CNN((8, 8, 8), rngs=nnx.Rngs(0))
@@ -57,10 +57,14 @@ def test_cnn_options_change_widths_not_the_two_conv_layers():
 
 def test_torch_weight_init_is_pytorchs_default_range():
     model = nnx.jit(lambda: CNN((4, 6), (8,), weight_init="torch", rngs=nnx.Rngs(0)))()
-    for layer, fan_in in [(model.convs[0], 25), (model.convs[1], 100), (model.dense[0], 294),
-                          (model.dense[1], 8)]:
+    for layer, fan_in in [
+        (model.convs[0], 25),
+        (model.convs[1], 100),
+        (model.dense[0], 294),
+        (model.dense[1], 8),
+    ]:
         for p in (layer.kernel[...], layer.bias[...]):
-            assert 0.5 * fan_in ** -0.5 < np.abs(np.asarray(p)).max() <= fan_in ** -0.5
+            assert 0.5 * fan_in**-0.5 < np.abs(np.asarray(p)).max() <= fan_in**-0.5
     with pytest.raises(ValueError, match="weight_init"):
         CNN(weight_init="xavier", rngs=nnx.Rngs(0))
 
@@ -70,16 +74,22 @@ def test_conv_as_matmul_equals_lax_conv(c_in, c_out, size):
     kx, kw = jax.random.split(jax.random.PRNGKey(c_in))
     x = jax.random.normal(kx, (2, size, size, c_in))
     w = jax.random.normal(kw, (5, 5, c_in, c_out))
-    lax_conv = functools.partial(jax.lax.conv_general_dilated, window_strides=(1, 1),
-                                 padding="SAME", precision="highest",
-                                 dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    lax_conv = functools.partial(
+        jax.lax.conv_general_dilated,
+        window_strides=(1, 1),
+        padding="SAME",
+        precision="highest",
+        dimension_numbers=("NHWC", "HWIO", "NHWC"),
+    )
     ours = functools.partial(conv_as_matmul, precision="highest")
 
     # Outputs and the kernel gradient (the backward pass is what the reimplementation is for).
     @jax.jit
     def both(x, w):
-        return [(conv(x, w), jax.grad(lambda w, conv=conv: jnp.sum(jnp.sin(conv(x, w))))(w))
-                for conv in (lax_conv, ours)]
+        return [
+            (conv(x, w), jax.grad(lambda w, conv=conv: jnp.sum(jnp.sin(conv(x, w))))(w))
+            for conv in (lax_conv, ours)
+        ]
 
     (ref, g_ref), (got, g_got) = both(x, w)
     np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-4)
@@ -94,8 +104,9 @@ def test_max_pool_by_reshape_equals_reduce_window():
 def test_augmentation_off_is_the_identity():
     x = images()
     assert make_augment(0.0, 0.0) is None  # the Trainer then skips augmentation entirely
-    np.testing.assert_array_equal(random_affine(jax.random.PRNGKey(0), x, max_shift=0.0,
-                                                max_degrees=0.0), x)
+    np.testing.assert_array_equal(
+        random_affine(jax.random.PRNGKey(0), x, max_shift=0.0, max_degrees=0.0), x
+    )
     with pytest.raises(ValueError):
         make_augment(-1.0, 0.0)
 
@@ -103,8 +114,9 @@ def test_augmentation_off_is_the_identity():
 def centre_of_mass(x):
     grid = jnp.arange(28, dtype=jnp.float32)[None, :]
     mass = x[..., 0].sum((1, 2))
-    return jnp.stack([(x[..., 0].sum(2) * grid).sum(1) / mass,
-                      (x[..., 0].sum(1) * grid).sum(1) / mass], axis=-1)
+    return jnp.stack(
+        [(x[..., 0].sum(2) * grid).sum(1) / mass, (x[..., 0].sum(1) * grid).sum(1) / mass], axis=-1
+    )
 
 
 def test_augmentation_keeps_shapes_and_moves_digits_a_little(mnist_or_tiny):
@@ -136,6 +148,7 @@ def test_shift_moves_a_pixel_by_the_drawn_amount():
 @pytest.fixture(scope="module")
 def mnist_or_tiny(request):
     from hw5jax.data import embedded_path, load_mnist
+
     if embedded_path().is_file():
         return load_mnist("embedded")
     return request.getfixturevalue("tiny")
@@ -167,9 +180,10 @@ def test_best_recipe_trains_a_scanned_epoch(tiny):
     x, y = jnp.asarray(tiny.train.images[:96]), jnp.asarray(tiny.train.labels[:96])
     state, metrics = trainer.epoch_jit(state, x, y)
     assert bool(metrics["finite"]) and int(state["step"]) == 3
-    moved = [not np.allclose(a, b) for a, b in zip(jax.tree.leaves(before),
-                                                    jax.tree.leaves(state["model_state"]),
-                                                    strict=True)]
+    moved = [
+        not np.allclose(a, b)
+        for a, b in zip(jax.tree.leaves(before), jax.tree.leaves(state["model_state"]), strict=True)
+    ]
     assert moved and all(moved)
     after = jax.tree.map(jnp.copy, state["model_state"])
     trainer.evaluate_jit(state, x, y)
@@ -180,21 +194,23 @@ def test_best_recipe_trains_a_scanned_epoch(tiny):
 # ------------------------------------------------------------------------ the command line
 
 
-@pytest.mark.parametrize("argv,message", [
-    (["--recipe", "fancy"], "--recipe 'fancy': use one of homework, best"),
-    (["--epochs", "0"], "--epochs 0: must be at least 1"),
-    (["--seeds", "0"], "--seeds 0: must be at least 1"),
-    (["--first-seed", "-1"], "--first-seed -1: must be >= 0"),
-    (["--channels", "32,64,128"], "exactly two conv layers"),
-    (["--dropout", "1.5"], "--dropout 1.5: must be in [0, 1)"),
-    (["--schedule", "step"], "--schedule 'step'"),
-    (["--weight-init", "xavier"], "--weight-init 'xavier'"),
-    (["--train-on", "val"], "--train-on 'val': use one of train, train+val"),
-    (["--train-on", "train+val", "--no-test"], "nothing would be evaluated"),
-    (["--data", "/no/such/mnist"], "unknown data source"),
-])
-def test_bad_input_is_one_line_nonzero_exit_and_nothing_written(argv, message, tmp_path,
-                                                                  bad_input):
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--recipe", "fancy"], "--recipe 'fancy': use one of homework, best"),
+        (["--epochs", "0"], "--epochs 0: must be at least 1"),
+        (["--seeds", "0"], "--seeds 0: must be at least 1"),
+        (["--first-seed", "-1"], "--first-seed -1: must be >= 0"),
+        (["--channels", "32,64,128"], "exactly two conv layers"),
+        (["--dropout", "1.5"], "--dropout 1.5: must be in [0, 1)"),
+        (["--schedule", "step"], "--schedule 'step'"),
+        (["--weight-init", "xavier"], "--weight-init 'xavier'"),
+        (["--train-on", "val"], "--train-on 'val': use one of train, train+val"),
+        (["--train-on", "train+val", "--no-test"], "nothing would be evaluated"),
+        (["--data", "/no/such/mnist"], "unknown data source"),
+    ],
+)
+def test_bad_input_is_one_line_nonzero_exit_and_nothing_written(argv, message, tmp_path, bad_input):
     bad_input(cnn_mnist.main, argv, message, tmp_path / "out")
 
 
@@ -203,8 +219,9 @@ def test_normalize_standardises_the_pixels_before_the_first_conv():
     normed = nnx.jit(lambda: CNN((4, 6), (8,), normalize=True, rngs=nnx.Rngs(0)))()
     x = images(4)
     standardised = (x - 0.1307) / 0.3081
-    np.testing.assert_allclose(normed.features(x)[-1], plain.features(standardised)[-1],
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        normed.features(x)[-1], plain.features(standardised)[-1], rtol=1e-5, atol=1e-6
+    )
     assert not np.allclose(normed(x), plain(x))
 
 
@@ -235,8 +252,10 @@ def test_train_plus_val_run_reports_no_validation(tiny, tmp_path, capsys, monkey
     null (nothing held out), not an accuracy on images it trained on."""
     monkeypatch.setattr(cnn_mnist.mnist_data, "load_mnist", lambda source: tiny)
     out = tmp_path / "cnn"
-    run_main(cnn_mnist.main, ["--recipe", "homework", "--quick", "--train-on", "train+val",
-                              "--out", str(out)])
+    run_main(
+        cnn_mnist.main,
+        ["--recipe", "homework", "--quick", "--train-on", "train+val", "--out", str(out)],
+    )
     printed = capsys.readouterr()
     assert "none (trained on train+val)" in printed.out
     assert "cost=" in printed.err and "nan" not in printed.err  # the progress bar
@@ -251,14 +270,15 @@ def test_train_plus_val_run_reports_no_validation(tiny, tmp_path, capsys, monkey
     assert (out / "train_cost.png").stat().st_size > 0 and not (out / "val_accuracy.png").exists()
 
 
-def test_first_seed_trains_the_same_run_as_that_seed_of_a_longer_list(tiny, tmp_path,
-                                                                      monkeypatch):
+def test_first_seed_trains_the_same_run_as_that_seed_of_a_longer_list(tiny, tmp_path, monkeypatch):
     """--first-seed 1 --seeds 1 is seed 1 of --seeds 2: more seeds of a recipe, later."""
     monkeypatch.setattr(cnn_mnist.mnist_data, "load_mnist", lambda source: tiny)
     small = ["--recipe", "homework", "--channels", "4,8", "--hidden", "16", "--epochs", "1"]
     run_main(cnn_mnist.main, [*small, "--seeds", "2", "--out", str(tmp_path / "both")])
-    run_main(cnn_mnist.main, [*small, "--first-seed", "1", "--seeds", "1",
-                              "--out", str(tmp_path / "one")])
+    run_main(
+        cnn_mnist.main,
+        [*small, "--first-seed", "1", "--seeds", "1", "--out", str(tmp_path / "one")],
+    )
     both, one = (json.loads((tmp_path / d / "results.json").read_text()) for d in ("both", "one"))
     assert both["seeds"] == [0, 1] and one["seeds"] == [1]
     assert one["test_accuracy"] == both["test_accuracy"][1:]

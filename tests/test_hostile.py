@@ -52,8 +52,13 @@ NON_UTF8 = os.fsdecode(b"caf\xe9-\xff")  # Latin-1 "café" and a byte no encodin
 
 def nielsen_file(path: Path, mnist) -> Path:
     """`mnist` written in Nielsen's mnist.pkl.gz format (pixels k/256, protocol 2)."""
-    splits = tuple(((s.images.reshape(len(s.labels), 784) / 256.0).astype(np.float32),
-                    s.labels.astype(np.int64)) for s in mnist)
+    splits = tuple(
+        (
+            (s.images.reshape(len(s.labels), 784) / 256.0).astype(np.float32),
+            s.labels.astype(np.int64),
+        )
+        for s in mnist
+    )
     with gzip.open(path, "wb") as f:
         pickle.dump(splits, f, protocol=2)
     return path
@@ -77,12 +82,22 @@ def evil_pickle(path: Path, marker: Path) -> Path:
 
 def png_header(width: int, height: int) -> bytes:
     """A PNG whose header claims width x height RGB pixels, with one tiny data chunk."""
+
     def chunk(kind: bytes, body: bytes) -> bytes:
-        return (struct.pack(">I", len(body)) + kind + body
-                + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF))
+        return (
+            struct.pack(">I", len(body))
+            + kind
+            + body
+            + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+        )
+
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0"))
-            + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\0"))
+        + chunk(b"IEND", b"")
+    )
 
 
 def leftovers(directory: Path) -> list[str]:
@@ -114,8 +129,9 @@ def tmpfs(path: Path, options: str):
     path.mkdir(parents=True, exist_ok=True)
     if shutil.which("mount") is None or not sys.platform.startswith("linux"):
         pytest.skip("no mount(8) here")
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True, text=True
+    )
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
     try:
@@ -171,9 +187,13 @@ def files(tmp_path_factory, tiny):
 
 def small_checkpoint(path: Path) -> Path:
     rng = np.random.default_rng(0)
-    state = {"params": {"w": rng.standard_normal((64, 32)).astype(np.float32),
-                        "b": np.zeros(32, np.float32)},
-             "step": np.int32(7)}
+    state = {
+        "params": {
+            "w": rng.standard_normal((64, 32)).astype(np.float32),
+            "b": np.zeros(32, np.float32),
+        },
+        "step": np.int32(7),
+    }
     return checkpoint.save(path, state, {"model": "test"})
 
 
@@ -255,8 +275,9 @@ def test_fetch_into_a_read_only_cache_names_the_fix(readonly_dir, capsys, monkey
 # ---------------------------------------------------------------------------- images
 
 
-@pytest.mark.parametrize("case", ["zero_bytes", "sparse_8GiB", "header_claims_10G_pixels",
-                                  "directory", "fifo"])
+@pytest.mark.parametrize(
+    "case", ["zero_bytes", "sparse_8GiB", "header_claims_10G_pixels", "directory", "fifo"]
+)
 def test_hostile_image_files(case, tmp_path, bad_input):
     path = tmp_path / "photo.png"
     if case == "zero_bytes":
@@ -276,14 +297,17 @@ def test_hostile_image_files(case, tmp_path, bad_input):
         os.mkfifo(path)  # opening it would block forever
         message = "no such image file"
     # Images are checked before the weights are needed: none exist here.
-    bad_input(alexnet_readout.main, [str(path), "--weights", str(tmp_path / "none")], message,
-              tmp_path / "out")
+    bad_input(
+        alexnet_readout.main,
+        [str(path), "--weights", str(tmp_path / "none")],
+        message,
+        tmp_path / "out",
+    )
 
 
 def test_pil_limit_is_honoured_from_the_command_line(files, tmp_path, bad_input, monkeypatch):
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 4000)  # 80 x 70 = 5600: over, under 2x
-    bad_input(alexnet_readout.main, [str(files["photo"])], "decompression bomb",
-              tmp_path / "out")
+    bad_input(alexnet_readout.main, [str(files["photo"])], "decompression bomb", tmp_path / "out")
 
 
 def test_a_large_photo_is_cropped_before_it_is_converted(tmp_path, monkeypatch):
@@ -293,8 +317,9 @@ def test_a_large_photo_is_cropped_before_it_is_converted(tmp_path, monkeypatch):
     img.save(path)
     seen = []
     convert = images._to_rgb_array
-    monkeypatch.setattr(images, "_to_rgb_array",
-                        lambda im, p: seen.append(im.size) or convert(im, p))
+    monkeypatch.setattr(
+        images, "_to_rgb_array", lambda im, p: seen.append(im.size) or convert(im, p)
+    )
     for fit in ("crop", "pad"):
         assert images.load_image(path, 227, fit).shape == (227, 227, 3)
     x = images.load_image(path, 227, "resize")
@@ -317,8 +342,9 @@ def test_debug_shows_the_traceback_instead(tmp_path):
 
 
 def _largest_file(root: Path, under: str) -> Path:
-    return max((p for p in (root / under).rglob("*") if p.is_file()),
-               key=lambda p: p.stat().st_size)
+    return max(
+        (p for p in (root / under).rglob("*") if p.is_file()), key=lambda p: p.stat().st_size
+    )
 
 
 def _damage(path: Path, how: str) -> None:
@@ -382,12 +408,15 @@ def test_a_flipped_byte_passed_orbax_unnoticed_without_the_digests(tmp_path):
     assert not np.array_equal(bad["params"]["w"], good["params"]["w"])
 
 
-@pytest.mark.parametrize("change,message", [
-    ("extra_array", "checkpoint of another model: 1 expected array(s) missing (params/c)"),
-    ("missing_array", "checkpoint of another model: 1 unexpected (params/b)"),
-    ("other_shape", "params/w is float32[64,32], expected float32[32,64]"),
-    ("other_dtype", "params/w is float32[64,32], expected float16[64,32]"),
-])
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        ("extra_array", "checkpoint of another model: 1 expected array(s) missing (params/c)"),
+        ("missing_array", "checkpoint of another model: 1 unexpected (params/b)"),
+        ("other_shape", "params/w is float32[64,32], expected float32[32,64]"),
+        ("other_dtype", "params/w is float32[64,32], expected float16[64,32]"),
+    ],
+)
 def test_a_checkpoint_of_another_model_is_refused(change, message, tmp_path):
     path = small_checkpoint(tmp_path / "ckpt")
     like, _ = checkpoint.restore(path)
@@ -409,18 +438,32 @@ def test_a_checkpoint_of_another_model_is_refused(change, message, tmp_path):
 def test_readout_refuses_damaged_weights(how, files, tmp_path, bad_input):
     weights = small_checkpoint(tmp_path / "weights")
     _damage(weights, how)
-    bad_input(alexnet_readout.main, [str(files["photo"]), "--weights", str(weights)],
-              DAMAGE[how], tmp_path / "out")
+    bad_input(
+        alexnet_readout.main,
+        [str(files["photo"]), "--weights", str(weights)],
+        DAMAGE[how],
+        tmp_path / "out",
+    )
 
 
 def test_readout_refuses_an_alexnet_checkpoint_with_extra_arrays(files, tmp_path, bad_input):
     from hw5jax import convert
 
-    weights = checkpoint.save(tmp_path / "weights", {"params": {
-        "conv1": {"kernel": np.zeros((11, 11, 3, 64), np.float32), "gamma": np.ones(3)}}},
-        {"architecture": convert.ARCHITECTURE})
-    bad_input(alexnet_readout.main, [str(files["photo"]), "--weights", str(weights)],
-              "unexpected arrays conv1.gamma", tmp_path / "out")
+    weights = checkpoint.save(
+        tmp_path / "weights",
+        {
+            "params": {
+                "conv1": {"kernel": np.zeros((11, 11, 3, 64), np.float32), "gamma": np.ones(3)}
+            }
+        },
+        {"architecture": convert.ARCHITECTURE},
+    )
+    bad_input(
+        alexnet_readout.main,
+        [str(files["photo"]), "--weights", str(weights)],
+        "unexpected arrays conv1.gamma",
+        tmp_path / "out",
+    )
 
 
 def test_save_refuses_to_replace_what_is_not_a_checkpoint(tmp_path):
@@ -504,8 +547,13 @@ def test_save_when_writes_fail_with_efbig_unprivileged(tmp_path):
         "    print(err)\n"
     )
     target = tmp_path / "out" / "ckpt"
-    done = subprocess.run([sys.executable, "-c", script, str(target)], env=ENV,
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(target)],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == f"{target}: cannot save checkpoint: File too large"
     assert "Traceback" not in done.stderr and "ERROR" not in done.stderr, done.stderr
@@ -514,8 +562,12 @@ def test_save_when_writes_fail_with_efbig_unprivileged(tmp_path):
 
 def test_random_reference_on_a_full_disk(tiny_disk, tmp_path, bad_input):
     pytest.importorskip("torch")
-    bad_input(convert_alexnet.main, ["--make-random-reference", str(tiny_disk / "r.pth")],
-              "No space left on device", tmp_path / "out")
+    bad_input(
+        convert_alexnet.main,
+        ["--make-random-reference", str(tiny_disk / "r.pth")],
+        "No space left on device",
+        tmp_path / "out",
+    )
     assert list(tiny_disk.iterdir()) == []
 
 
@@ -525,7 +577,7 @@ def _ends_with_one_error_line(code, err: str, message: str) -> None:
     assert code == 2, err
     assert "Traceback" not in err and "ERROR:" not in err, err
     assert err.count("error: ") == 1, err
-    error = err[err.index("error: "):].strip()
+    error = err[err.index("error: ") :].strip()
     assert "\n" not in error and message in error, err
 
 
@@ -534,11 +586,27 @@ def _ends_with_one_error_line(code, err: str, message: str) -> None:
 def test_a_run_on_a_full_disk_ends_as_one_line(files, full_disk, capsys):
     out = full_disk / "run"
     with pytest.raises(SystemExit) as info:
-        run_main(cnn_mnist.main, ["--quick", "--epochs", "1", "--channels", "2,2", "--hidden",
-                                  "8", "--schedule", "constant", "--data", str(files["tiny"]),
-                                  "--out", str(out)])
-    _ends_with_one_error_line(info.value.code, capsys.readouterr().err,
-                              "No space left on device")  # the first epoch's checkpoint
+        run_main(
+            cnn_mnist.main,
+            [
+                "--quick",
+                "--epochs",
+                "1",
+                "--channels",
+                "2,2",
+                "--hidden",
+                "8",
+                "--schedule",
+                "constant",
+                "--data",
+                str(files["tiny"]),
+                "--out",
+                str(out),
+            ],
+        )
+    _ends_with_one_error_line(
+        info.value.code, capsys.readouterr().err, "No space left on device"
+    )  # the first epoch's checkpoint
     assert leftovers(full_disk) == []
     # nothing half-written; run.json (the directory's claim, whole) stays for a resume
     assert [p for p in full_disk.rglob("*") if p.is_file()] == [out / "run.json"]
@@ -547,10 +615,19 @@ def test_a_run_on_a_full_disk_ends_as_one_line(files, full_disk, capsys):
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_a_resumable_run_on_a_full_disk_ends_as_one_line(files, full_disk, capsys):
     with pytest.raises(SystemExit) as info:
-        run_main(optim_sweep.main, ["--quick", "--optimizers", "sgd", "--data",
-                                    str(files["tiny"]), "--out", str(full_disk / "run")])
-    _ends_with_one_error_line(info.value.code, capsys.readouterr().err,
-                              "No space left on device")
+        run_main(
+            optim_sweep.main,
+            [
+                "--quick",
+                "--optimizers",
+                "sgd",
+                "--data",
+                str(files["tiny"]),
+                "--out",
+                str(full_disk / "run"),
+            ],
+        )
+    _ends_with_one_error_line(info.value.code, capsys.readouterr().err, "No space left on device")
     assert leftovers(full_disk) == []
 
 
@@ -570,8 +647,12 @@ def test_out_in_a_read_only_directory(cli, files, readonly_dir, bad_input):
 
 
 def test_random_reference_into_a_read_only_directory(readonly_dir, tmp_path, bad_input):
-    bad_input(convert_alexnet.main, ["--make-random-reference", str(readonly_dir / "r.pth")],
-              "not writable", tmp_path / "out")
+    bad_input(
+        convert_alexnet.main,
+        ["--make-random-reference", str(readonly_dir / "r.pth")],
+        "not writable",
+        tmp_path / "out",
+    )
 
 
 def test_save_into_a_read_only_directory(readonly_dir):
@@ -598,23 +679,49 @@ def procs(files):
     tiny = shutil.copy(files["tiny"], odd / "tiny.pkl.gz")
     cases = {
         "image": ["-m", "experiments.alexnet_readout", odd / "empty.png", "--out", odd / "o1"],
-        "evil": ["-m", "experiments.optim_sweep", "--quick", "--data", evil, "--out",
-                 odd / "o2"],
+        "evil": ["-m", "experiments.optim_sweep", "--quick", "--data", evil, "--out", odd / "o2"],
         "data_check": ["-m", "hw5jax.data", "check", "--data", evil],
-        "cnn_ok": ["-m", "experiments.cnn_mnist", "--quick", "--epochs", "1", "--channels",
-                   "2,2", "--hidden", "8", "--schedule", "constant", "--data", tiny,
-                   "--out", odd / "cnn"],
+        "cnn_ok": [
+            "-m",
+            "experiments.cnn_mnist",
+            "--quick",
+            "--epochs",
+            "1",
+            "--channels",
+            "2,2",
+            "--hidden",
+            "8",
+            "--schedule",
+            "constant",
+            "--data",
+            tiny,
+            "--out",
+            odd / "cnn",
+        ],
         # PYTHONIOENCODING=utf-8: stdout as strict as under an en_US.UTF-8 locale.
-        "sweep_ok": ["-m", "experiments.optim_sweep", "--quick", "--optimizers", "sgd",
-                     "--data", tiny, "--out", odd / "sweep"],
+        "sweep_ok": [
+            "-m",
+            "experiments.optim_sweep",
+            "--quick",
+            "--optimizers",
+            "sgd",
+            "--data",
+            tiny,
+            "--out",
+            odd / "sweep",
+        ],
     }
     running = {}
     for name, args in cases.items():
         argv = [os.fsencode(a) if isinstance(a, Path) else a.encode() for a in args]
         env = {**ENV, "PYTHONIOENCODING": "utf-8"} if name == "sweep_ok" else ENV
-        running[name] = subprocess.Popen([os.fsencode(sys.executable), *argv], cwd=ROOT,
-                                         env=env, stdout=subprocess.PIPE,
-                                         stderr=subprocess.PIPE)
+        running[name] = subprocess.Popen(
+            [os.fsencode(sys.executable), *argv],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
     finished = {}
     try:
         for name, proc in running.items():
@@ -628,11 +735,14 @@ def procs(files):
     return {"runs": finished, "odd": odd, "marker": marker}
 
 
-@pytest.mark.parametrize("case,message", [
-    ("image", b"not an image file"),
-    ("evil", b"refused global"),
-    ("data_check", b"refused global"),
-])
+@pytest.mark.parametrize(
+    "case,message",
+    [
+        ("image", b"not an image file"),
+        ("evil", b"refused global"),
+        ("data_check", b"refused global"),
+    ],
+)
 def test_non_utf8_paths_end_as_one_printable_line(procs, case, message):
     code, _, stderr = procs["runs"][case]
     line = one_error_line(code, stderr)

@@ -40,6 +40,7 @@ def stop_after(epoch):
     def on_epoch(e, _state, _metrics):
         if e == epoch:
             raise Stop
+
     return on_epoch
 
 
@@ -52,37 +53,55 @@ def assert_same(a, b):
 
 
 # Epochs the repeated call reports: a restored segment once (its last epoch), then training.
-@pytest.mark.parametrize("stop_at,reported", [(1, [1, 2, 3, 4]), (2, [2, 3, 4]),
-                                              (3, [2, 3, 4])])
-def test_grid_interrupted_then_repeated_equals_uninterrupted(trainer, tiny, tmp_path, stop_at,
-                                                             reported):
+@pytest.mark.parametrize("stop_at,reported", [(1, [1, 2, 3, 4]), (2, [2, 3, 4]), (3, [2, 3, 4])])
+def test_grid_interrupted_then_repeated_equals_uninterrupted(
+    trainer, tiny, tmp_path, stop_at, reported
+):
     # keep=(2, 2): the halving happens between epochs 2 and 3, so this stops before, at and
     # after it.
     kw = dict(epochs=4, keep=(2, 2), mesh=None)
     plain = fit_grid(trainer, tiny, GRID, [0] * 4, **kw)
     assert [r.epochs for r in plain].count(4) == 2  # two stopped after epoch 2
     with pytest.raises(Stop):
-        fit_grid(trainer, tiny, GRID, [0] * 4, store=tmp_path, on_epoch=stop_after(stop_at),
-                 **kw)
+        fit_grid(trainer, tiny, GRID, [0] * 4, store=tmp_path, on_epoch=stop_after(stop_at), **kw)
     seen = []
-    resumed = fit_grid(trainer, tiny, GRID, [0] * 4, store=tmp_path,
-                       on_epoch=lambda e, s, m: seen.append(e), **kw)
+    resumed = fit_grid(
+        trainer, tiny, GRID, [0] * 4, store=tmp_path, on_epoch=lambda e, s, m: seen.append(e), **kw
+    )
     assert_same(resumed, plain)
     assert seen == reported  # continued from the checkpoint, to the end
     # A finished program only restores.
     seen.clear()
-    assert_same(fit_grid(trainer, tiny, GRID, [0] * 4, store=tmp_path,
-                         on_epoch=lambda e, s, m: seen.append(e), **kw), plain)
+    assert_same(
+        fit_grid(
+            trainer,
+            tiny,
+            GRID,
+            [0] * 4,
+            store=tmp_path,
+            on_epoch=lambda e, s, m: seen.append(e),
+            **kw,
+        ),
+        plain,
+    )
     assert seen == [2, 4]  # each segment reports its restored last epoch once
 
 
 def test_single_run_resumes(trainer, tiny, tmp_path):
     plain = fit(trainer, tiny, {"learning_rate": 0.1}, seed=3, epochs=3)
     with pytest.raises(Stop):
-        fit(trainer, tiny, {"learning_rate": 0.1}, seed=3, epochs=3, store=tmp_path,
-            on_epoch=stop_after(2))
-    assert_same([fit(trainer, tiny, {"learning_rate": 0.1}, seed=3, epochs=3,
-                     store=tmp_path)], [plain])
+        fit(
+            trainer,
+            tiny,
+            {"learning_rate": 0.1},
+            seed=3,
+            epochs=3,
+            store=tmp_path,
+            on_epoch=stop_after(2),
+        )
+    assert_same(
+        [fit(trainer, tiny, {"learning_rate": 0.1}, seed=3, epochs=3, store=tmp_path)], [plain]
+    )
 
 
 def test_only_the_latest_two_epochs_are_kept(trainer, tiny, tmp_path):
@@ -137,13 +156,26 @@ def test_stage_is_computed_once(tmp_path):
     assert calls == [1] and skipped == [1]
 
 
-QUICK = ["--epochs", "3", "--seeds", "2", "--prune-at", "1", "--optimizers", "sgd,adam",
-         "--sgd-grid", "0.1,0.3", "--adam-grid", "0.001,0.003"]
+QUICK = [
+    "--epochs",
+    "3",
+    "--seeds",
+    "2",
+    "--prune-at",
+    "1",
+    "--optimizers",
+    "sgd,adam",
+    "--sgd-grid",
+    "0.1,0.3",
+    "--adam-grid",
+    "0.001,0.003",
+]
 
 
 @pytest.mark.mnist
-def test_finished_directory_trains_nothing_and_other_commands_are_refused(mnist, tmp_path,
-                                                                          capsys, bad_input):
+def test_finished_directory_trains_nothing_and_other_commands_are_refused(
+    mnist, tmp_path, capsys, bad_input
+):
     out = tmp_path / "sweep"
     argv = ["--quick", "--optimizers", "sgd", "--out", str(out)]
     run_main(optim_sweep.main, argv)
@@ -154,20 +186,31 @@ def test_finished_directory_trains_nothing_and_other_commands_are_refused(mnist,
     assert "already finished; nothing to train" in captured.err
     assert "| sgd |" in captured.out  # the table again, from results.json
     assert (out / "results.json").read_text() == first
-    bad_input(optim_sweep.main, ["--quick", "--optimizers", "adam"],
-              "holds a run of another command (--optimizers adam (was sgd))", out)
+    bad_input(
+        optim_sweep.main,
+        ["--quick", "--optimizers", "adam"],
+        "holds a run of another command (--optimizers adam (was sgd))",
+        out,
+    )
 
 
 def _sweep(out: Path, **kw) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "experiments.optim_sweep", *QUICK,
-                             "--out", str(out)], cwd=Path(__file__).parents[1],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+    return subprocess.Popen(
+        [sys.executable, "-m", "experiments.optim_sweep", *QUICK, "--out", str(out)],
+        cwd=Path(__file__).parents[1],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kw,
+    )
 
 
 def _results(out: Path) -> dict:
     results = json.loads((out / "results.json").read_text())
-    return {name: {k: entry[k] for k in ("grid", "selected", "test_accuracy", "history")}
-            for name, entry in results["optimizers"].items()}
+    return {
+        name: {k: entry[k] for k in ("grid", "selected", "test_accuracy", "history")}
+        for name, entry in results["optimizers"].items()
+    }
 
 
 @pytest.mark.mnist
@@ -239,16 +282,16 @@ def test_cnn_records_each_seed_and_a_rerun_trains_nothing(mnist, tmp_path, capsy
 
 
 @pytest.mark.mnist
-def test_cnn_run_is_not_resumed_under_changed_recipe_defaults(mnist, tmp_path, monkeypatch,
-                                                              capsys):
+def test_cnn_run_is_not_resumed_under_changed_recipe_defaults(mnist, tmp_path, monkeypatch, capsys):
     from experiments import cnn_mnist
 
     out = tmp_path / "cnn"
     argv = ["--recipe", "homework", "--quick", "--out", str(out)]
     run_main(cnn_mnist.main, argv)
     # The same command line, but the recipe's default has changed since the run started.
-    monkeypatch.setitem(cnn_mnist.RECIPES, "homework",
-                        {**cnn_mnist.RECIPES["homework"], "learning_rate": 3e-3})
+    monkeypatch.setitem(
+        cnn_mnist.RECIPES, "homework", {**cnn_mnist.RECIPES["homework"], "learning_rate": 3e-3}
+    )
     with pytest.raises(SystemExit) as exit_info:
         run_main(cnn_mnist.main, argv)
     assert exit_info.value.code == 2

@@ -41,10 +41,14 @@ SCRIPT = textwrap.dedent("""
 
 
 def test_sharded_grid_equals_unsharded_on_four_cpu_devices():
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
-           "PYTHONPATH": os.path.dirname(__file__)}
-    done = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True,
-                          text=True, timeout=300)
+    env = {
+        **os.environ,
+        "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
+        "PYTHONPATH": os.path.dirname(__file__),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "max abs difference" in done.stdout
 
@@ -62,16 +66,18 @@ CORES = textwrap.dedent("""
 
 def test_one_device_per_core_unless_the_user_chose():
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-    done = subprocess.run([sys.executable, "-c", CORES], env=env, capture_output=True,
-                          text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", CORES], env=env, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     asked, devices, flags = done.stdout.split(maxsplit=2)
     cores = len(os.sched_getaffinity(0))
     assert int(asked) == int(devices) == cores
     assert "--xla_cpu_multi_thread_eigen=false" in flags
     env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=3"  # the user's choice wins
-    done = subprocess.run([sys.executable, "-c", CORES], env=env, capture_output=True,
-                          text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", CORES], env=env, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split()[:2] == ["0", "3"]
 
@@ -86,16 +92,24 @@ def test_a_sweep_run_as_two_processes_equals_one_process(tmp_path):
     """The same command as two processes of a "cluster" (jax.distributed over gloo, one CPU
     device each) trains what one process with two devices trains, and writes one set of
     result files (process 0's) into the shared --out."""
-    argv = [sys.executable, "-m", "experiments.optim_sweep", "--quick",
-            "--optimizers", "sgd,adam"]
+    argv = [sys.executable, "-m", "experiments.optim_sweep", "--quick", "--optimizers", "sgd,adam"]
     base = {k: v for k, v in os.environ.items() if not k.startswith("JAX_")}
     one = {**base, "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
-    cluster = {**one, "JAX_COORDINATOR_ADDRESS": f"localhost:{_free_port()}",
-               "JAX_NUM_PROCESSES": "2"}
-    procs = [subprocess.Popen([*argv, "--out", str(tmp_path / "cluster")],
-                              env={**cluster, "JAX_PROCESS_ID": str(i)},
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for i in range(2)]
+    cluster = {
+        **one,
+        "JAX_COORDINATOR_ADDRESS": f"localhost:{_free_port()}",
+        "JAX_NUM_PROCESSES": "2",
+    }
+    procs = [
+        subprocess.Popen(
+            [*argv, "--out", str(tmp_path / "cluster")],
+            env={**cluster, "JAX_PROCESS_ID": str(i)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
     try:
         outputs = [p.communicate(timeout=600) for p in procs]
     finally:  # a hung collective must not outlive the test
@@ -104,13 +118,17 @@ def test_a_sweep_run_as_two_processes_equals_one_process(tmp_path):
     for p, (_, err) in zip(procs, outputs, strict=True):
         assert p.returncode == 0, err[-3000:]
     assert all("on 2 device(s)" in out for out, _ in outputs)
-    done = subprocess.run([*argv, "--out", str(tmp_path / "single")],
-                          env={**base, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"},
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [*argv, "--out", str(tmp_path / "single")],
+        env={**base, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     cluster_results, single_results = (
-        json.loads((tmp_path / name / "results.json").read_text())
-        for name in ("cluster", "single"))
+        json.loads((tmp_path / name / "results.json").read_text()) for name in ("cluster", "single")
+    )
     for name in ("sgd", "adam"):
         a, b = cluster_results["optimizers"][name], single_results["optimizers"][name]
         assert a["selected"] == b["selected"]
@@ -119,26 +137,49 @@ def test_a_sweep_run_as_two_processes_equals_one_process(tmp_path):
         for key in ("train_cost", "val_accuracy"):
             np.testing.assert_allclose(a["history"][key], b["history"][key], atol=1e-6)
     assert sorted(p.name for p in (tmp_path / "cluster" / "checkpoints").iterdir()) == [
-        "adam_seed0", "sgd_seed0"]
+        "adam_seed0",
+        "sgd_seed0",
+    ]
     assert not list((tmp_path / "cluster").rglob("*.tmp"))
 
 
-@pytest.mark.parametrize("module, env, message", [
-    ("experiments.cnn_mnist", {"JAX_NUM_PROCESSES": "2", "JAX_PROCESS_ID": "0"},
-     "error: this command runs as one process"),
-    ("experiments.optim_sweep", {"JAX_NUM_PROCESSES": "two", "JAX_PROCESS_ID": "0"},
-     "error: JAX_NUM_PROCESSES='two': not an integer"),
-    ("experiments.batchnorm", {"JAX_COORDINATOR_ADDRESS": "", "HW5JAX_DISTRIBUTED": "1"},
-     "error: cannot start as one of several processes"),  # no cluster to detect
-])
+@pytest.mark.parametrize(
+    "module, env, message",
+    [
+        (
+            "experiments.cnn_mnist",
+            {"JAX_NUM_PROCESSES": "2", "JAX_PROCESS_ID": "0"},
+            "error: this command runs as one process",
+        ),
+        (
+            "experiments.optim_sweep",
+            {"JAX_NUM_PROCESSES": "two", "JAX_PROCESS_ID": "0"},
+            "error: JAX_NUM_PROCESSES='two': not an integer",
+        ),
+        (
+            "experiments.batchnorm",
+            {"JAX_COORDINATOR_ADDRESS": "", "HW5JAX_DISTRIBUTED": "1"},
+            "error: cannot start as one of several processes",
+        ),  # no cluster to detect
+    ],
+)
 def test_bad_requests_for_several_processes_are_one_line_and_write_nothing(
-        module, env, message, tmp_path):
+    module, env, message, tmp_path
+):
     cluster_managers = ("SLURM_", "OMPI_", "PMI_", "KUBERNETES_")  # JAX would detect these
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith(cluster_managers)},
-           "JAX_COORDINATOR_ADDRESS": f"localhost:{_free_port()}", **env}
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(cluster_managers)},
+        "JAX_COORDINATOR_ADDRESS": f"localhost:{_free_port()}",
+        **env,
+    }
     out = tmp_path / "out"
-    done = subprocess.run([sys.executable, "-m", module, "--quick", "--out", str(out)],
-                          env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", module, "--quick", "--out", str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2, done.stderr[-2000:]
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(message), done.stderr[-2000:]

@@ -15,8 +15,10 @@ from hw5jax import theory as T
 
 
 def _assert_passed(check: T.Check) -> None:
-    assert check.passed, (f"{check.problem} {check.name}: expected {check.expected}, measured "
-                          f"{check.measured} (tolerance {check.tolerance})\n{check.claim}")
+    assert check.passed, (
+        f"{check.problem} {check.name}: expected {check.expected}, measured "
+        f"{check.measured} (tolerance {check.tolerance})\n{check.claim}"
+    )
 
 
 def _by_name(checks: list[T.Check], name: str) -> T.Check:
@@ -26,14 +28,23 @@ def _by_name(checks: list[T.Check], name: str) -> T.Check:
 
 # ------------------------------------------------------------------------------ Problem 2.2
 
+
 @pytest.fixture(scope="module")
 def r22() -> T.Result22:
     return T.measure_2_2(n_width=40, bs=(-2.0, 0.0, 1.5))
 
 
-@pytest.mark.parametrize("name", [
-    "max of sigma' from sigma''=0", "|w sigma'(wa+b)| >= 1 iff |w| >= 4", "width formula",
-    "width independent of b", "argmax of the width", "maximum width"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "max of sigma' from sigma''=0",
+        "|w sigma'(wa+b)| >= 1 iff |w| >= 4",
+        "width formula",
+        "width independent of b",
+        "argmax of the width",
+        "maximum width",
+    ],
+)
 def test_2_2(r22, name):
     _assert_passed(_by_name(T.checks_2_2(r22), name))
 
@@ -55,29 +66,41 @@ def test_2_2_stays_local_to_float64(r22):
 
 # ------------------------------------------------------------------------------ Problem 2.1
 
+
 @pytest.fixture(scope="module")
 def r21() -> T.Result21:
     return T.measure_2_1(layers=12, chains=300)
 
 
-@pytest.mark.parametrize("name", ["chain rule per layer", "vanishing with N(0,1) weights",
-                                  "exploding with large weights"])
+@pytest.mark.parametrize(
+    "name",
+    ["chain rule per layer", "vanishing with N(0,1) weights", "exploding with large weights"],
+)
 def test_2_1(r21, name):
     _assert_passed(_by_name(T.checks_2_1(r21), name))
 
 
 # ------------------------------------------------------------------------------ Problem 2.3
 
+
 @pytest.fixture(scope="module")
 def r23() -> T.Result23:
     return T.measure_2_3(n_mu=61, n_eta=91, kappa=50.0)
 
 
-@pytest.mark.parametrize("name", [
-    "iteration matrix and det = mu", "mu > 1 diverges for every eta > 0",
-    "mu <= -1 never converges", "convergence region",
-    "simulated runs match the spectral radius", "mu in (-1,0): best rate on one curvature",
-    "mu in (-1,0) never beats mu = 0", "optimal mu for condition number"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "iteration matrix and det = mu",
+        "mu > 1 diverges for every eta > 0",
+        "mu <= -1 never converges",
+        "convergence region",
+        "simulated runs match the spectral radius",
+        "mu in (-1,0): best rate on one curvature",
+        "mu in (-1,0) never beats mu = 0",
+        "optimal mu for condition number",
+    ],
+)
 def test_2_3(r23, name):
     _assert_passed(_by_name(T.checks_2_3(r23), name))
 
@@ -95,14 +118,21 @@ def test_2_3_region_check_catches_a_wrong_boundary(r23):
 
 # ------------------------------------------------------------------------------ Problem 5.1
 
+
 @pytest.fixture(scope="module")
 def r51() -> T.Result51:
     return T.measure_5_1(n=400)
 
 
-@pytest.mark.parametrize("name", [
-    "hand backprop = jax.grad", "homework's extra sigma' is wrong",
-    "overlapping windows must add", "homework's pooling example"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "hand backprop = jax.grad",
+        "homework's extra sigma' is wrong",
+        "overlapping windows must add",
+        "homework's pooling example",
+    ],
+)
 def test_5_1(r51, name):
     _assert_passed(_by_name(T.checks_5_1(r51), name))
 
@@ -118,17 +148,24 @@ def test_5_1_hand_backprop_sees_a_perturbed_weight():
 
 # ------------------------------------------------------------------------------ Problem 1.1
 
+
 @pytest.fixture(scope="module")
 def r11() -> T.Result11:
-    return T.measure_1_1(steps=200, n_grid=13, outer_iters=30, n_eta0=7,
-                         betas=(0.0, 0.1, 0.2))
+    return T.measure_1_1(steps=200, n_grid=13, outer_iters=30, n_eta0=7, betas=(0.0, 0.1, 0.2))
 
 
-@pytest.mark.parametrize("name", [
-    "hypergradient = forward mode = finite differences", "training-cost hypergradient >= 0",
-    "descending the training cost drives lam to 0", "validation hypergradient changes sign",
-    "descending the validation cost finds lam > 0", "one-step hypergradient",
-    "hypergradient descent on eta is insensitive to eta0"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "hypergradient = forward mode = finite differences",
+        "training-cost hypergradient >= 0",
+        "descending the training cost drives lam to 0",
+        "validation hypergradient changes sign",
+        "descending the validation cost finds lam > 0",
+        "one-step hypergradient",
+        "hypergradient descent on eta is insensitive to eta0",
+    ],
+)
 def test_1_1(r11, name):
     _assert_passed(_by_name(T.checks_1_1(r11), name))
 
@@ -140,6 +177,7 @@ def test_1_1_plain_gd_is_sensitive_to_eta0(r11):
 
 
 # ------------------------------------------------------------- MNIST parts (1.2, 2.3 on MLP)
+
 
 @pytest.fixture(scope="module")
 def mnist_subset(mnist):
@@ -160,9 +198,15 @@ def r12(mnist_subset) -> T.ResultL2:
 
 
 @pytest.mark.mnist
-@pytest.mark.parametrize("name", [
-    "n/m steps of (1 - eta lam/n) = exp(-eta lam/m)", "first epochs shrink by exp(-eta lam/m)",
-    "first epochs are dominated by weight decay", "the decay tails off"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "n/m steps of (1 - eta lam/n) = exp(-eta lam/m)",
+        "first epochs shrink by exp(-eta lam/m)",
+        "first epochs are dominated by weight decay",
+        "the decay tails off",
+    ],
+)
 def test_1_2(r12, name):
     _assert_passed(_by_name(T.checks_1_2(r12), name))
 
@@ -195,26 +239,44 @@ def rmlp(mnist_subset) -> T.ResultMomentumMLP:
 
 
 @pytest.mark.mnist
-@pytest.mark.parametrize("name", [
-    "MLP: mu = 1.1 diverges", "MLP: mu = -0.5 converges, more slowly than mu = 0",
-    "MLP: mu = 0.9 converges faster than mu = 0"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "MLP: mu = 1.1 diverges",
+        "MLP: mu = -0.5 converges, more slowly than mu = 0",
+        "MLP: mu = 0.9 converges faster than mu = 0",
+    ],
+)
 def test_2_3_mlp(rmlp, name):
     _assert_passed(_by_name(T.checks_2_3_mlp(rmlp), name))
 
 
 # ------------------------------------------------------------------------------ results file
 
+
 def test_results_format(r22, tmp_path):
     """results.json entries carry exactly the issue's keys and survive a JSON round trip."""
     from hw5jax.results import write_json
 
     checks = T.checks_2_2(r22)
-    path = write_json(tmp_path / "results.json", {
-        "experiment": "theory_checks", "checks": [c.as_dict() for c in checks],
-        "wall_seconds": 1.0})
+    path = write_json(
+        tmp_path / "results.json",
+        {
+            "experiment": "theory_checks",
+            "checks": [c.as_dict() for c in checks],
+            "wall_seconds": 1.0,
+        },
+    )
     data = json.loads(path.read_text())
     assert set(data) == {"experiment", "checks", "wall_seconds"}
     for entry in data["checks"]:
-        assert set(entry) == {"problem", "name", "claim", "expected", "measured", "tolerance",
-                              "passed"}
+        assert set(entry) == {
+            "problem",
+            "name",
+            "claim",
+            "expected",
+            "measured",
+            "tolerance",
+            "passed",
+        }
         assert isinstance(entry["passed"], bool)

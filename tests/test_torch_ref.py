@@ -39,8 +39,9 @@ def test_torch_cnn_has_the_homework_shapes_and_pytorchs_own_initialisation():
     assert model(torch.zeros(3, 1, 28, 28)).shape == (3, 10)
     torch.manual_seed(0)
     again = torch_cnn(torch, None)  # the seed fixes the initialisation
-    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), again.parameters(),
-                                                 strict=True))
+    assert all(
+        torch.equal(a, b) for a, b in zip(model.parameters(), again.parameters(), strict=True)
+    )
 
 
 @pytest.mark.parametrize("drop_last,sizes", [(True, [128, 128]), (False, [128, 128, 44])])
@@ -49,8 +50,7 @@ def test_torch_epoch_keeps_the_last_short_batch_only_when_asked(tiny, drop_last,
     model = torch.nn.Linear(784, 10)
     seen: list[torch.Tensor] = []
     model.register_forward_hook(lambda _m, inputs, _out: seen.append(inputs[0]))
-    torch_epoch(torch, model, torch_optimizer(torch, "sgd", model, 0.1), x, y,
-                drop_last=drop_last)
+    torch_epoch(torch, model, torch_optimizer(torch, "sgd", model, 0.1), x, y, drop_last=drop_last)
     assert [len(b) for b in seen] == sizes
     if not drop_last:  # a permutation: every example exactly once
         rows = torch.cat(seen)
@@ -71,25 +71,35 @@ def test_torch_accuracy_counts_correct_predictions_in_eval_mode():
 
 
 def test_torch_tensors_standardise_like_torchvision(tiny):
-    x, _ = torch_tensors(torch, tiny.train.images[:4], tiny.train.labels[:4], nchw=True,
-                         normalize=True)
+    x, _ = torch_tensors(
+        torch, tiny.train.images[:4], tiny.train.labels[:4], nchw=True, normalize=True
+    )
     raw = tiny.train.images[:4].transpose(0, 3, 1, 2) / 255.0
     np.testing.assert_allclose(x.numpy(), (raw - 0.1307) / 0.3081, rtol=1e-5, atol=1e-5)
 
 
-def test_cnn_torch_trains_and_writes_the_cnn_mnist_result_keys(tiny, tmp_path, capsys,
-                                                               monkeypatch):
+def test_cnn_torch_trains_and_writes_the_cnn_mnist_result_keys(tiny, tmp_path, capsys, monkeypatch):
     """Ten epochs on synthetic digits: the cost falls, the network learns them, and
     results.json has cnn_mnist's keys (so the two compare line by line)."""
     monkeypatch.setattr(cnn_torch.mnist_data, "load_mnist", lambda source: tiny)
     out = tmp_path / "torch"
-    run_main(cnn_torch.main, ["--epochs", "10", "--seeds", "2", "--threads", "1",
-                              "--out", str(out)])
+    run_main(
+        cnn_torch.main, ["--epochs", "10", "--seeds", "2", "--threads", "1", "--out", str(out)]
+    )
     assert "homework (PyTorch)" in capsys.readouterr().out
     r = json.loads((out / "results.json").read_text())
-    for key in ("experiment", "recipe", "epochs", "hparams", "test_accuracy",
-                "test_accuracy_mean", "test_accuracy_std", "seconds_per_seed", "wall_seconds",
-                "history"):
+    for key in (
+        "experiment",
+        "recipe",
+        "epochs",
+        "hparams",
+        "test_accuracy",
+        "test_accuracy_mean",
+        "test_accuracy_std",
+        "seconds_per_seed",
+        "wall_seconds",
+        "history",
+    ):
         assert key in r, key
     assert r["experiment"] == "cnn_torch" and r["seeds"] == [0, 1] and r["threads"] == 1
     assert r["hparams"]["learning_rate"] == 1e-3 and r["hparams"]["last_batch"] == "kept"
@@ -105,8 +115,9 @@ def test_cnn_torch_trains_and_writes_the_cnn_mnist_result_keys(tiny, tmp_path, c
     x, y = torch_tensors(torch, tiny.test.images, tiny.test.labels, nchw=True)
     assert torch_accuracy(torch, model, x, y) == r["test_accuracy"][1]
     # run again: finished, nothing trained, the same results
-    run_main(cnn_torch.main, ["--epochs", "10", "--seeds", "2", "--threads", "1",
-                              "--out", str(out)])
+    run_main(
+        cnn_torch.main, ["--epochs", "10", "--seeds", "2", "--threads", "1", "--out", str(out)]
+    )
     assert "already finished" in capsys.readouterr().err
 
 
@@ -122,6 +133,7 @@ def test_cnn_torch_stops_on_ctrl_c_and_resumes(tiny, tmp_path, capsys, monkeypat
             if (seed, epoch) == (1, 1):
                 signal.raise_signal(signal.SIGINT)  # once, as a user would, mid-seed
             on_epoch(epoch, *args)
+
         return real(torch_, hp, data, seed, press_ctrl_c)
 
     monkeypatch.setattr(cnn_torch, "train_cnn", interrupted)
@@ -133,18 +145,22 @@ def test_cnn_torch_stops_on_ctrl_c_and_resumes(tiny, tmp_path, capsys, monkeypat
     monkeypatch.setattr(cnn_torch, "train_cnn", real)
     run_main(cnn_torch.main, [*argv, "--out", str(tmp_path / "a")])
     run_main(cnn_torch.main, [*argv, "--out", str(tmp_path / "b")])
-    resumed, straight = (json.loads((tmp_path / d / "results.json").read_text())
-                         for d in ("a", "b"))
+    resumed, straight = (
+        json.loads((tmp_path / d / "results.json").read_text()) for d in ("a", "b")
+    )
     assert resumed["test_accuracy"] == straight["test_accuracy"]
     assert resumed["history"] == straight["history"]
 
 
-@pytest.mark.parametrize("argv,message", [
-    (["--train-on", "val"], "--train-on 'val'"),
-    (["--seeds", "0"], "--seeds 0"),
-    (["--threads", "0"], "--threads 0"),
-    (["--first-seed", "-1"], "--first-seed -1"),
-])
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--train-on", "val"], "--train-on 'val'"),
+        (["--seeds", "0"], "--seeds 0"),
+        (["--threads", "0"], "--threads 0"),
+        (["--first-seed", "-1"], "--first-seed -1"),
+    ],
+)
 def test_cnn_torch_refuses_bad_input_in_one_line(bad_input, tmp_path, argv, message):
     bad_input(cnn_torch.main, argv, message, tmp_path / "out")
 

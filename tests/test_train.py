@@ -20,8 +20,13 @@ SMALL = functools.partial(MLP, (784, 32, 32, 10))
 
 def make_trainer(optimizer="sgd", **kw) -> Trainer:
     kw.setdefault("batch_size", 64)
-    return Trainer(functools.partial(SMALL, activation=kw.pop("activation", "relu"),
-                                     batch_norm=kw.pop("batch_norm", False)), optimizer, **kw)
+    return Trainer(
+        functools.partial(
+            SMALL, activation=kw.pop("activation", "relu"), batch_norm=kw.pop("batch_norm", False)
+        ),
+        optimizer,
+        **kw,
+    )
 
 
 def init(trainer, seed=0, **hparams):
@@ -33,8 +38,9 @@ def assert_trees_close(a, b, atol):
         np.testing.assert_allclose(np.asarray(x), np.asarray(y), atol=atol, rtol=0)
 
 
-@pytest.mark.parametrize("optimizer,lr", [("sgd", 0.1), ("momentum", 0.05), ("adagrad", 0.05),
-                                          ("adam", 1e-3)])
+@pytest.mark.parametrize(
+    "optimizer,lr", [("sgd", 0.1), ("momentum", 0.05), ("adagrad", 0.05), ("adam", 1e-3)]
+)
 def test_jitted_step_lowers_loss_on_a_fixed_batch(tiny, optimizer, lr):
     trainer = make_trainer(optimizer)
     state = init(trainer, learning_rate=lr)
@@ -61,7 +67,7 @@ def test_scanned_epoch_equals_a_python_loop_of_steps(tiny):
     step = jax.jit(trainer.train_step)
     looped, costs = {**state, "rng": rng}, []
     for i in range(steps):
-        idx = order[i * trainer.batch_size:(i + 1) * trainer.batch_size]
+        idx = order[i * trainer.batch_size : (i + 1) * trainer.batch_size]
         looped, cost = step(looped, x[idx], y[idx], jax.random.fold_in(step_key, i))
         costs.append(float(cost))
     assert_trees_close(scanned["params"], looped["params"], atol=1e-6)
@@ -69,7 +75,7 @@ def test_scanned_epoch_equals_a_python_loop_of_steps(tiny):
     assert float(metrics["train_cost"]) == pytest.approx(np.mean(costs), abs=1e-6)
 
 
-@pytest.mark.parametrize("n", [0, 1, 2, 3, 1000, 50_000, 60_000, 2 ** 16, 2 ** 16 + 1])
+@pytest.mark.parametrize("n", [0, 1, 2, 3, 1000, 50_000, 60_000, 2**16, 2**16 + 1])
 def test_permutation_is_jaxs_permutation(n):
     # The epoch's shuffle must stay jax.random.permutation's, so that every earlier run
     # reproduces: jitted, unjitted and vmapped over keys (a stack of runs).
@@ -78,11 +84,13 @@ def test_permutation_is_jaxs_permutation(n):
     for key in keys:
         expected = np.asarray(jax.random.permutation(key, n))
         np.testing.assert_array_equal(np.asarray(fast(key, n)), expected)
-    np.testing.assert_array_equal(np.asarray(permutation(keys[0], n)),
-                                  np.asarray(jax.random.permutation(keys[0], n)))
+    np.testing.assert_array_equal(
+        np.asarray(permutation(keys[0], n)), np.asarray(jax.random.permutation(keys[0], n))
+    )
     stacked = jax.jit(jax.vmap(permutation, in_axes=(0, None)), static_argnums=1)(keys, n)
     np.testing.assert_array_equal(
-        np.asarray(stacked), np.stack([np.asarray(jax.random.permutation(k, n)) for k in keys]))
+        np.asarray(stacked), np.stack([np.asarray(jax.random.permutation(k, n)) for k in keys])
+    )
     assert sorted(np.asarray(stacked[0]).tolist()) == list(range(n))
 
 
@@ -130,14 +138,19 @@ def test_l2_step_is_nielsens_weight_decay(tiny):
     w0 = state["params"]["dense"][0]["kernel"][...]
     w_plain = plain["params"]["dense"][0]["kernel"][...]
     expected = w_plain - eta * lam / n * w0
-    np.testing.assert_allclose(decayed["params"]["dense"][0]["kernel"][...], expected,
-                               atol=1e-6)
+    np.testing.assert_allclose(decayed["params"]["dense"][0]["kernel"][...], expected, atol=1e-6)
     # Biases are not decayed.
-    np.testing.assert_allclose(decayed["params"]["dense"][0]["bias"][...],
-                               plain["params"]["dense"][0]["bias"][...], atol=1e-7)
+    np.testing.assert_allclose(
+        decayed["params"]["dense"][0]["bias"][...],
+        plain["params"]["dense"][0]["bias"][...],
+        atol=1e-7,
+    )
     assert float(l2_penalty(state["params"])) == pytest.approx(
-        sum(float(jnp.sum(layer["kernel"][...] ** 2))
-            for layer in state["params"]["dense"].values()), rel=1e-5)
+        sum(
+            float(jnp.sum(layer["kernel"][...] ** 2)) for layer in state["params"]["dense"].values()
+        ),
+        rel=1e-5,
+    )
 
 
 def test_batchnorm_statistics_change_only_in_training_and_evaluation_uses_them(tiny):
@@ -147,13 +160,13 @@ def test_batchnorm_statistics_change_only_in_training_and_evaluation_uses_them(t
     before = jax.tree.map(np.asarray, state["model_state"])
     trainer.evaluate_jit(state, x, y)
     assert_trees_close(state["model_state"], before, atol=0)
-    state, _ = trainer.epoch_jit(state, jnp.asarray(tiny.train.images),
-                                 jnp.asarray(tiny.train.labels))
+    state, _ = trainer.epoch_jit(
+        state, jnp.asarray(tiny.train.images), jnp.asarray(tiny.train.labels)
+    )
     mean = np.asarray(state["model_state"]["norms"][0]["mean"][...])
     assert np.abs(mean - before["norms"][0]["mean"][...]).max() > 1e-3
     # Evaluation uses the running averages: shifting them changes the predictions.
-    logits, _ = trainer.apply(state["params"], state["model_state"], as_float(x[:8]),
-                              train=False)
+    logits, _ = trainer.apply(state["params"], state["model_state"], as_float(x[:8]), train=False)
     shifted = jax.tree.map(lambda v: v + 10.0, state["model_state"])
     logits_shifted, _ = trainer.apply(state["params"], shifted, as_float(x[:8]), train=False)
     assert np.abs(np.asarray(logits) - np.asarray(logits_shifted)).max() > 1e-3
@@ -186,8 +199,9 @@ def test_checkpoint_of_another_shape_is_refused(tiny, tmp_path):
 def test_tune_and_retrain_selects_on_validation_and_reuses_seed_zero(tiny, tmp_path):
     trainer = make_trainer("sgd")
     grid = [{"learning_rate": 1e-4}, {"learning_rate": 0.1}, {"learning_rate": 1e6}]
-    entry = tune_and_retrain(trainer, tiny, grid, [0, 1], epochs=2,
-                             checkpoint_dir=tmp_path, name="sgd")
+    entry = tune_and_retrain(
+        trainer, tiny, grid, [0, 1], epochs=2, checkpoint_dir=tmp_path, name="sgd"
+    )
     assert entry["selected"] == {"learning_rate": 0.1}
     assert [g["diverged"] for g in entry["grid"]] == [False, False, True]
     assert entry["seeds"] == [0, 1]

