@@ -21,10 +21,12 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from hw5jax import convert, results
-from hw5jax.cli import ConfigError, build_parser, run_main
-from hw5jax.images import DEFAULT_SIZE, FITS, denormalize, load_image
+from hw5jax.alexnet import convert
+from hw5jax.alexnet.images import DEFAULT_SIZE, FITS, denormalize, load_image
+from hw5jax.cli import build_parser, run_main
+from hw5jax.errors import ConfigError
 from hw5jax.models import alexnet
+from hw5jax.runs import files as results
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,9 @@ class Config:
         },
     )
     size: int = field(default=DEFAULT_SIZE, metadata={"help": "input size S (S x S)"})
-    fit: str = field(default="crop", metadata={"help": "crop | pad | resize (see hw5jax.images)"})
+    fit: str = field(
+        default="crop", metadata={"help": "crop | pad | resize (see hw5jax.alexnet.images)"}
+    )
 
     def __post_init__(self):
         if not self.images:

@@ -49,12 +49,14 @@ import numpy as np
 from flax import nnx
 
 from hw5jax import data as mnist_data
-from hw5jax.cli import ConfigError, one_device_per_core, parse_config, run_main
+from hw5jax.cli import one_device_per_core, parse_config, run_main
+from hw5jax.core.optim import full_hparams
+from hw5jax.core.sharding import runs_mesh, shard_runs
+from hw5jax.core.train import Trainer
+from hw5jax.errors import ConfigError
 from hw5jax.models.cnn import CNN, conv_as_matmul, max_pool_2x2
 from hw5jax.models.mlp import MLP
-from hw5jax.optim import full_hparams
-from hw5jax.results import output_dir, write_json, write_text
-from hw5jax.torch_ref import (
+from hw5jax.reference.pytorch import (
     TORCH_INSTALL,
     import_torch,
     torch_cnn,
@@ -63,7 +65,7 @@ from hw5jax.torch_ref import (
     torch_optimizer,
     torch_tensors,
 )
-from hw5jax.train import Trainer, runs_mesh, shard_runs
+from hw5jax.runs.files import output_dir, write_json, write_text
 
 CASES = ("mlp_epoch_sgd", "mlp_epoch_adam", "grid8_mlp_epoch", "cnn_epoch")
 EXTRA_CASES = ("cnn_formulations",)

@@ -5,7 +5,7 @@ augmentation: no training, the saved checkpoints only.
 
 RUN_DIR is a `cnn_mnist` output directory; every `RUN_DIR/checkpoints/<recipe>_seed<k>` is
 restored and its validation and test accuracy measured with the plain forward pass and with
-the views of `--tta` (`hw5jax.augment.TTA_VIEWS`). Writes OUT/results.json and table.md
+the views of `--tta` (`hw5jax.core.augment.TTA_VIEWS`). Writes OUT/results.json and table.md
 (default OUT: runs/cnn_eval/<UTC time>). Validation is null for a run trained on train+val.
 """
 
@@ -21,12 +21,13 @@ import numpy as np
 from tqdm import tqdm
 
 from experiments.cnn_mnist import make_trainer
-from hw5jax import checkpoint
 from hw5jax import data as mnist_data
-from hw5jax.augment import TTA_VIEWS, tta_views
-from hw5jax.cli import ConfigError, build_parser, run_main
-from hw5jax.results import output_dir, write_json, write_text
-from hw5jax.train import Trainer, accuracy_on
+from hw5jax.cli import build_parser, run_main
+from hw5jax.core.augment import TTA_VIEWS, tta_views
+from hw5jax.core.train import Trainer, accuracy_on
+from hw5jax.errors import ConfigError
+from hw5jax.runs import checkpoint
+from hw5jax.runs.files import output_dir, write_json, write_text
 
 
 @dataclass(frozen=True)

@@ -24,15 +24,19 @@ from typing import Any
 import numpy as np
 import optax
 
-from hw5jax import checkpoint
 from hw5jax import data as mnist_data
-from hw5jax.augment import TTA_VIEWS, make_augment, tta_views
-from hw5jax.cli import ConfigError, parse_config, run_main
-from hw5jax.experiment import Progress, finished, prepare
+from hw5jax.cli import parse_config, run_main
+from hw5jax.core.augment import TTA_VIEWS, make_augment, tta_views
+from hw5jax.core.train import Trainer, accuracy_on, fit
+from hw5jax.errors import ConfigError
 from hw5jax.models.cnn import CNN, WEIGHT_INITS
-from hw5jax.plots import plot_curves
-from hw5jax.results import write_json, write_text
-from hw5jax.train import Trainer, accuracy_on, fit
+from hw5jax.reporting.plots import plot_curves
+from hw5jax.reporting.progress import Progress
+from hw5jax.runs import checkpoint
+from hw5jax.runs.experiment import finished, prepare
+from hw5jax.runs.files import write_json, write_text
+from hw5jax.runs.rundir import stop_point
+from hw5jax.runs.store import ProgramStore
 
 HOMEWORK_TEST_ACCURACY = 0.9915  # the homework's reported result (Problem 5.2)
 SCHEDULES = ("constant", "cosine")
@@ -343,7 +347,8 @@ def run(config: CNNConfig) -> dict:
             {"learning_rate": hp["learning_rate"]},
             seed=seed,
             epochs=hp["epochs"],
-            store=run_dir.state / f"seed{seed}",
+            store=ProgramStore(run_dir.state / f"seed{seed}"),
+            stop_check=stop_point,
             on_epoch=lambda e, _s, m: progress(f"cnn_mnist {config.recipe}: seed {seed}", e, m),
         )
         # Test with the recipe's test-time augmentation, if any (validation: the plain

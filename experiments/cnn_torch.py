@@ -26,11 +26,13 @@ from typing import Any
 
 from experiments.cnn_mnist import QUICK_SIZES, RECIPES, TRAIN_ON, report, table
 from hw5jax import data as mnist_data
-from hw5jax.cli import ConfigError, parse_config, run_main
-from hw5jax.experiment import Progress, finished, prepare
-from hw5jax.results import write_file
-from hw5jax.resume import stop_point
-from hw5jax.torch_ref import TORCH_INSTALL, import_torch, torch_tensors, train_cnn
+from hw5jax.cli import parse_config, run_main
+from hw5jax.errors import ConfigError
+from hw5jax.reference.pytorch import TORCH_INSTALL, import_torch, torch_tensors, train_cnn
+from hw5jax.reporting.progress import Progress
+from hw5jax.runs.experiment import finished, prepare
+from hw5jax.runs.files import write_file
+from hw5jax.runs.rundir import stop_point
 
 HOMEWORK = RECIPES["homework"]
 LABEL = "homework (PyTorch)"

@@ -17,8 +17,9 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hw5jax import convert
-from hw5jax.cli import ConfigError, build_parser, run_main
+from hw5jax.alexnet import convert
+from hw5jax.cli import build_parser, run_main
+from hw5jax.errors import ConfigError
 
 
 @dataclass(frozen=True)

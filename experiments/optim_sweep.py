@@ -9,7 +9,7 @@ OUT/checkpoints/<optimizer>_seed<k>/ (orbax).
 
 The grids are split over every visible device; started once per host with
 JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and JAX_PROCESS_ID set (or HW5JAX_DISTRIBUTED=1
-under SLURM), over the devices of all hosts (hw5jax/distributed.py; README).
+under SLURM), over the devices of all hosts (hw5jax/core/sharding.py; README).
 """
 
 from __future__ import annotations
@@ -21,22 +21,17 @@ from dataclasses import dataclass, field, replace
 import jax
 import optax
 
-from hw5jax.cli import ConfigError, one_device_per_core, parse_config, run_main
-from hw5jax.experiment import (
-    MLPConfig,
-    Progress,
-    check_positive,
-    finished,
-    prepare,
-    prune_at_field,
-    tune,
-)
+from hw5jax.cli import one_device_per_core, parse_config, run_main
+from hw5jax.configs.common import MLPConfig, check_positive, prune_at_field
+from hw5jax.core.optim import check_name
+from hw5jax.core.sweep import grid_points, progress_ticks
+from hw5jax.core.train import Trainer
+from hw5jax.errors import ConfigError
 from hw5jax.models.mlp import MLP
-from hw5jax.optim import check_name
-from hw5jax.plots import plot_curves
-from hw5jax.results import write_json, write_text
-from hw5jax.sweep import grid_points, progress_ticks
-from hw5jax.train import Trainer
+from hw5jax.reporting.plots import plot_curves
+from hw5jax.reporting.progress import Progress
+from hw5jax.runs.experiment import finished, prepare, tune
+from hw5jax.runs.files import write_json, write_text
 
 LAYERS = (784, 100, 100, 10)
 SCHEDULES = ("constant", "cosine")

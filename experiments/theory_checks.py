@@ -6,7 +6,7 @@ Writes DIR/results.json ({"experiment", "checks": [...], "wall_seconds"}), one P
 and DIR/theory.md (the answer key). Exit code 1 if any check fails; the one heuristic the
 issue asks to *assess* (1.2(c)'s "weights tail off around 1/sqrt(n)") is reported with its
 honest verdict but does not decide the exit code. The formulas live in hw5jax/theory.py; the
-MNIST training (1.2, and 2.3 on the MLP) goes through hw5jax.train.
+MNIST training (1.2, and 2.3 on the MLP) goes through hw5jax.core.train.
 """
 
 from __future__ import annotations
@@ -23,8 +23,9 @@ import numpy as np
 from tqdm import tqdm
 
 from hw5jax import theory as T
-from hw5jax.cli import ConfigError, parse_config, run_main
-from hw5jax.results import output_dir, save_figure, write_json, write_text
+from hw5jax.cli import parse_config, run_main
+from hw5jax.errors import ConfigError
+from hw5jax.runs.files import output_dir, save_figure, write_json, write_text
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -73,8 +74,8 @@ def _kernels(params) -> list[np.ndarray]:
 
 def run_l2(mnist, config: Config, eta: float = 0.5, lam: float = 5.0, m: int = 10) -> T.ResultL2:
     """Problem 1.2: Nielsen's setting, weights recorded after every epoch."""
+    from hw5jax.core.train import Trainer, fit
     from hw5jax.models.mlp import MLP
-    from hw5jax.train import Trainer, fit
 
     n = len(mnist.train.labels)
     trainer = Trainer(
@@ -115,8 +116,8 @@ def run_l2(mnist, config: Config, eta: float = 0.5, lam: float = 5.0, m: int = 1
 
 def run_momentum_mlp(mnist, config: Config, mus=(1.1, -0.5, 0.0, 0.9)) -> T.ResultMomentumMLP:
     """Problem 2.3 on the sweep's MLP: the four mu in one vmapped program."""
+    from hw5jax.core.train import Trainer, fit_grid
     from hw5jax.models.mlp import MLP
-    from hw5jax.train import Trainer, fit_grid
 
     layers = (784, 100, 100, 10)
     trainer = Trainer(
@@ -478,7 +479,7 @@ Figures: `hypergradient_lambda.png`, `hypergradient_eta.png`.
 
 **How it was checked.** Nielsen's setting: network {"-".join(map(str, r12.layers))} (sigmoid,
 cross-entropy), weights and biases N(0,1), plain SGD with η = {r12.eta:g}, λ = {r12.lam:g}, m =
-{r12.m}, n = {r12.n}, {len(r12.rms) - 1} epochs, trained by `hw5jax.train`; the weights are
+{r12.m}, n = {r12.n}, {len(r12.rms) - 1} epochs, trained by `hw5jax.core.train`; the weights are
 recorded after every epoch. Each epoch's change splits exactly into a decay part
 D = (d^(n/m) − 1)w and a gradient part G = w_next − d^(n/m)w, with d = 1 − ηλ/n.
 

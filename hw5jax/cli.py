@@ -23,28 +23,9 @@ import typing
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
+from hw5jax.errors import Interrupted, UserError
+
 C = TypeVar("C")
-
-
-class ConfigError(ValueError):
-    """A command-line or config value that cannot be used."""
-
-
-class Interrupted(Exception):
-    """Ctrl-C during a resumable run: the message says how to continue it."""
-
-
-# Exceptions that mean "bad input", reported as one line (everything else is a bug: traceback).
-def _user_errors() -> tuple[type[BaseException], ...]:
-    from hw5jax.checkpoint import CheckpointError
-    from hw5jax.data import DataError
-
-    errors: list[type[BaseException]] = [ConfigError, DataError, CheckpointError, OSError]
-    for module, name in (("hw5jax.convert", "ConversionError"), ("hw5jax.images", "ImageError")):
-        mod = sys.modules.get(module)
-        if mod is not None and hasattr(mod, name):
-            errors.append(getattr(mod, name))
-    return tuple(errors)
 
 
 def enable_compilation_cache() -> None:
@@ -60,7 +41,7 @@ def enable_compilation_cache() -> None:
 
 def one_device_per_core() -> int:
     """On a CPU, present each core as its own JAX device running single-threaded, so that a
-    stack of runs sharded over `hw5jax.train.runs_mesh()` trains one shard per core.
+    stack of runs sharded over `hw5jax.core.train.runs_mesh()` trains one shard per core.
 
     A sweep's matmuls (batch 128, 100 hidden units) are too small to gain much from splitting
     each one over two threads; two independent programs, one per core, go faster (measured:
@@ -97,7 +78,7 @@ def run_main(
     line shows the full traceback instead.
 
     several_processes: the command may run as one of several processes when the environment
-    asks for it (`hw5jax.distributed`; commands whose work is stacks of runs); the others
+    asks for it (`hw5jax.core.sharding`; commands whose work is stacks of runs); the others
     refuse such an environment."""
     enable_compilation_cache()
     # A path that is not UTF-8 (argv holds its bytes as surrogate escapes) must print, not
@@ -110,7 +91,7 @@ def run_main(
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]
     try:
-        from hw5jax.distributed import initialize_from_env
+        from hw5jax.core.sharding import initialize_from_env
 
         initialize_from_env(allowed=several_processes)  # if the environment says so
         main(argv)
@@ -120,7 +101,7 @@ def run_main(
     except Interrupted as err:
         print(f"\n{err}", file=sys.stderr)
         sys.exit(130)
-    except _user_errors() as err:
+    except (UserError, OSError) as err:  # bad input: one line (anything else is a bug)
         if debug:
             raise
         message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__

@@ -20,9 +20,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from hw5jax import checkpoint, convert
-from hw5jax.images import load_image
+from hw5jax.alexnet import convert
+from hw5jax.alexnet.images import load_image
 from hw5jax.models import alexnet
+from hw5jax.runs import checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 TORCH_REASON = "torch is needed for AlexNet parity (pip install torch==2.13.0; `make test` does)"

@@ -14,10 +14,10 @@ from flax import nnx
 
 from experiments import cnn_mnist
 from hw5jax import data as mnist_data
-from hw5jax.augment import make_augment, random_affine
 from hw5jax.cli import run_main
+from hw5jax.core.augment import make_augment, random_affine
+from hw5jax.core.train import as_float
 from hw5jax.models.cnn import CNN, conv_as_matmul, max_pool_2x2
-from hw5jax.train import as_float
 
 
 def images(n=8, seed=0):

@@ -175,11 +175,11 @@ def test_tfds_source_with_mock_data(monkeypatch):
 def test_embedded_mnist_is_nielsens_split(mnist):
     check_layout(mnist, (50_000, 10_000, 10_000))
     # The uint8 cache and the verified pickle agree exactly.
-    from_pickle = data._load_nielsen_pickle(data.embedded_path())
+    from_pickle = data.mnist._load_nielsen_pickle(data.embedded_path())
     for cached, decoded in zip(mnist, from_pickle, strict=True):
         np.testing.assert_array_equal(cached.images, decoded.images)
         np.testing.assert_array_equal(cached.labels, decoded.labels)
-    assert data.sha256_of(data.embedded_path()) == data.EMBEDDED_SHA256
+    assert data.sha256_file(data.embedded_path()) == data.EMBEDDED_SHA256
     # Nielsen's first training label is a 5 (the famous first MNIST digit).
     assert mnist.train.labels[0] == 5
     assert np.bincount(mnist.test.labels).min() > 800

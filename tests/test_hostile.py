@@ -38,9 +38,14 @@ from experiments import (
     optim_sweep,
     theory_checks,
 )
-from hw5jax import checkpoint, data, images, results
-from hw5jax.checkpoint import CheckpointError
+from hw5jax import data
+from hw5jax.alexnet import images
 from hw5jax.cli import run_main
+from hw5jax.data import __main__ as data_cli
+from hw5jax.data import safe
+from hw5jax.runs import checkpoint
+from hw5jax.runs import files as results
+from hw5jax.runs.checkpoint import CheckpointError
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu"}
@@ -119,7 +124,7 @@ def one_error_line(code: int, stderr: bytes | str) -> str:
 def data_cli_error(argv: list[str], capsys) -> str:
     """`python -m hw5jax.data ARGV` in-process: one error line, exit code 2."""
     with pytest.raises(SystemExit) as info:
-        run_main(data.main, argv)
+        run_main(data_cli.main, argv)
     return one_error_line(info.value.code, capsys.readouterr().err)
 
 
@@ -256,7 +261,7 @@ def test_a_gzip_bomb_is_refused_before_it_fills_the_memory(tmp_path, capsys, mon
     bomb = tmp_path / "bomb.pkl.gz"
     with gzip.open(bomb, "wb") as f:
         f.write(b"\0" * (4 << 20))
-    monkeypatch.setattr(data, "MAX_DECOMPRESSED", 1 << 20)  # a 1 MiB budget: same code path
+    monkeypatch.setattr(safe, "MAX_DECOMPRESSED", 1 << 20)  # a 1 MiB budget: same code path
     assert "decompression bomb" in data_cli_error(["check", "--data", str(bomb)], capsys)
 
 
@@ -447,7 +452,7 @@ def test_readout_refuses_damaged_weights(how, files, tmp_path, bad_input):
 
 
 def test_readout_refuses_an_alexnet_checkpoint_with_extra_arrays(files, tmp_path, bad_input):
-    from hw5jax import convert
+    from hw5jax.alexnet import convert
 
     weights = checkpoint.save(
         tmp_path / "weights",

@@ -6,8 +6,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hw5jax import images
-from hw5jax.images import IMAGENET_MEAN, IMAGENET_STD, ImageError, ImageTooSmallError, load_image
+from hw5jax.alexnet import images
+from hw5jax.alexnet.images import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    ImageError,
+    ImageTooSmallError,
+    load_image,
+)
 
 
 def _save(tmp_path, name: str, img: Image.Image, **kwargs):

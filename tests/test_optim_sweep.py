@@ -59,7 +59,7 @@ def test_quick_sweep_writes_the_contracted_results(mnist, tmp_path, capsys):
 
 
 def test_result_files_are_written_atomically_and_readable(tmp_path):
-    from hw5jax.results import write_json
+    from hw5jax.runs.files import write_json
 
     path = write_json(tmp_path / "r.json", {"x": float("nan"), "y": [1, 2]})
     assert json.loads(path.read_text()) == {"x": None, "y": [1, 2]}

@@ -18,11 +18,19 @@ import numpy as np
 import pytest
 
 from experiments import optim_sweep
-from hw5jax.checkpoint import CheckpointError
-from hw5jax.cli import ConfigError, run_main
+from hw5jax.cli import run_main
+from hw5jax.core.train import Trainer, fit, fit_grid
+from hw5jax.errors import ConfigError
 from hw5jax.models.mlp import MLP
-from hw5jax.resume import RunDir
-from hw5jax.train import Trainer, fit, fit_grid
+from hw5jax.runs.checkpoint import CheckpointError
+from hw5jax.runs.rundir import RunDir
+from hw5jax.runs.store import ProgramStore
+
+
+def segments(directory: Path):
+    """fit_grid's stores: one ProgramStore per segment, under `directory`."""
+    return lambda part: ProgramStore(directory / part)
+
 
 GRID = [{"learning_rate": lr} for lr in (0.01, 0.03, 0.1, 0.3)]
 
@@ -63,10 +71,24 @@ def test_grid_interrupted_then_repeated_equals_uninterrupted(
     plain = fit_grid(trainer, tiny, GRID, [0] * 4, **kw)
     assert [r.epochs for r in plain].count(4) == 2  # two stopped after epoch 2
     with pytest.raises(Stop):
-        fit_grid(trainer, tiny, GRID, [0] * 4, store=tmp_path, on_epoch=stop_after(stop_at), **kw)
+        fit_grid(
+            trainer,
+            tiny,
+            GRID,
+            [0] * 4,
+            store=segments(tmp_path),
+            on_epoch=stop_after(stop_at),
+            **kw,
+        )
     seen = []
     resumed = fit_grid(
-        trainer, tiny, GRID, [0] * 4, store=tmp_path, on_epoch=lambda e, s, m: seen.append(e), **kw
+        trainer,
+        tiny,
+        GRID,
+        [0] * 4,
+        store=segments(tmp_path),
+        on_epoch=lambda e, s, m: seen.append(e),
+        **kw,
     )
     assert_same(resumed, plain)
     assert seen == reported  # continued from the checkpoint, to the end
@@ -78,7 +100,7 @@ def test_grid_interrupted_then_repeated_equals_uninterrupted(
             tiny,
             GRID,
             [0] * 4,
-            store=tmp_path,
+            store=segments(tmp_path),
             on_epoch=lambda e, s, m: seen.append(e),
             **kw,
         ),
@@ -96,35 +118,45 @@ def test_single_run_resumes(trainer, tiny, tmp_path):
             {"learning_rate": 0.1},
             seed=3,
             epochs=3,
-            store=tmp_path,
+            store=ProgramStore(tmp_path),
             on_epoch=stop_after(2),
         )
     assert_same(
-        [fit(trainer, tiny, {"learning_rate": 0.1}, seed=3, epochs=3, store=tmp_path)], [plain]
+        [
+            fit(
+                trainer,
+                tiny,
+                {"learning_rate": 0.1},
+                seed=3,
+                epochs=3,
+                store=ProgramStore(tmp_path),
+            )
+        ],
+        [plain],
     )
 
 
 def test_only_the_latest_two_epochs_are_kept(trainer, tiny, tmp_path):
-    fit(trainer, tiny, {"learning_rate": 0.1}, seed=0, epochs=4, store=tmp_path)
+    fit(trainer, tiny, {"learning_rate": 0.1}, seed=0, epochs=4, store=ProgramStore(tmp_path))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["3", "4"]
 
 
 def test_corrupt_checkpoint_is_refused_not_restarted(trainer, tiny, tmp_path):
-    fit(trainer, tiny, {"learning_rate": 0.1}, seed=0, epochs=2, store=tmp_path)
+    fit(trainer, tiny, {"learning_rate": 0.1}, seed=0, epochs=2, store=ProgramStore(tmp_path))
     for f in (tmp_path / "2").rglob("*"):
         if f.is_file() and f.stat().st_size > 0 and "record" not in f.parts:
             f.write_bytes(f.read_bytes()[: f.stat().st_size // 2])
     with pytest.raises(CheckpointError, match="cannot resume") as info:
-        fit(trainer, tiny, {"learning_rate": 0.1}, seed=0, epochs=2, store=tmp_path)
+        fit(trainer, tiny, {"learning_rate": 0.1}, seed=0, epochs=2, store=ProgramStore(tmp_path))
     assert len(str(info.value).splitlines()) == 1
 
 
 def test_checkpoint_of_another_shape_is_refused(tiny, tmp_path):
     small = Trainer(functools.partial(MLP, (784, 16, 10)), "sgd", batch_size=64)
     wide = Trainer(functools.partial(MLP, (784, 32, 10)), "sgd", batch_size=64)
-    fit(small, tiny, {"learning_rate": 0.1}, seed=0, epochs=1, store=tmp_path)
+    fit(small, tiny, {"learning_rate": 0.1}, seed=0, epochs=1, store=ProgramStore(tmp_path))
     with pytest.raises(CheckpointError):
-        fit(wide, tiny, {"learning_rate": 0.1}, seed=0, epochs=2, store=tmp_path)
+        fit(wide, tiny, {"learning_rate": 0.1}, seed=0, epochs=2, store=ProgramStore(tmp_path))
 
 
 # ---------------------------------------------------------------- the output directory

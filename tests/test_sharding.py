@@ -15,7 +15,8 @@ import pytest
 SCRIPT = textwrap.dedent("""
     import functools, jax, numpy as np
     from hw5jax.models.mlp import MLP
-    from hw5jax.train import Trainer, fit_grid, runs_mesh
+    from hw5jax.core.sharding import runs_mesh
+    from hw5jax.core.train import Trainer, fit_grid
     from conftest import tiny_mnist
 
     assert jax.device_count() == 4, jax.devices()

@@ -256,7 +256,7 @@ def test_2_3_mlp(rmlp, name):
 
 def test_results_format(r22, tmp_path):
     """results.json entries carry exactly the issue's keys and survive a JSON round trip."""
-    from hw5jax.results import write_json
+    from hw5jax.runs.files import write_json
 
     checks = T.checks_2_2(r22)
     path = write_json(

@@ -1,5 +1,5 @@
-"""The PyTorch side (`hw5jax.torch_ref`) and `experiments.cnn_torch`, the homework's CNN recipe
-trained in PyTorch."""
+"""The PyTorch side (`hw5jax.reference.pytorch`) and `experiments.cnn_torch`, the homework's CNN
+recipe trained in PyTorch."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 
 from experiments import cnn_torch
 from hw5jax.cli import run_main
-from hw5jax.torch_ref import (
+from hw5jax.reference.pytorch import (
     import_torch,
     torch_accuracy,
     torch_cnn,

@@ -10,10 +10,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from hw5jax import checkpoint
+from hw5jax.core.sweep import select, tune_and_retrain
+from hw5jax.core.train import Trainer, accuracy_on, as_float, fit, fit_grid, l2_penalty, permutation
 from hw5jax.models.mlp import MLP
-from hw5jax.sweep import select, tune_and_retrain
-from hw5jax.train import Trainer, accuracy_on, as_float, fit, fit_grid, l2_penalty, permutation
+from hw5jax.runs import checkpoint
+from hw5jax.runs.experiment import save_final
 
 SMALL = functools.partial(MLP, (784, 32, 32, 10))
 
@@ -199,9 +200,8 @@ def test_checkpoint_of_another_shape_is_refused(tiny, tmp_path):
 def test_tune_and_retrain_selects_on_validation_and_reuses_seed_zero(tiny, tmp_path):
     trainer = make_trainer("sgd")
     grid = [{"learning_rate": 1e-4}, {"learning_rate": 0.1}, {"learning_rate": 1e6}]
-    entry = tune_and_retrain(
-        trainer, tiny, grid, [0, 1], epochs=2, checkpoint_dir=tmp_path, name="sgd"
-    )
+    save = functools.partial(save_final, tmp_path, "sgd", "sgd", 2, {})
+    entry = tune_and_retrain(trainer, tiny, grid, [0, 1], epochs=2, save_final=save, name="sgd")
     assert entry["selected"] == {"learning_rate": 0.1}
     assert [g["diverged"] for g in entry["grid"]] == [False, False, True]
     assert entry["seeds"] == [0, 1]
@@ -209,6 +209,7 @@ def test_tune_and_retrain_selects_on_validation_and_reuses_seed_zero(tiny, tmp_p
     assert entry["history"]["val_accuracy"][0][-1] == entry["grid"][1]["val_accuracy"]
     assert len(entry["test_accuracy"]) == 2
     assert entry["test_accuracy_mean"] == pytest.approx(np.mean(entry["test_accuracy"]))
+    assert len(entry["checkpoints"]) == 2
     for path in entry["checkpoints"]:
         state, meta = checkpoint.restore(path, like=trainer.abstract_state())
         assert accuracy_on(trainer, state, tiny.test) == meta["test_accuracy"]

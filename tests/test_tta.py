@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from experiments import cnn_eval, cnn_mnist
-from hw5jax import checkpoint
-from hw5jax.augment import TTA_VIEWS, view
 from hw5jax.cli import run_main
-from hw5jax.train import accuracy_on, as_float, device_split
+from hw5jax.core.augment import TTA_VIEWS, view
+from hw5jax.core.train import accuracy_on, as_float, device_split
+from hw5jax.runs import checkpoint
 
 SMALL = ["--channels", "4,8", "--hidden", "16", "--epochs", "1"]
 

@@ -5,7 +5,7 @@
     acts = model.activations(images)             # {"conv1": [N, 56, 56, 64], ..., "logits": ...}
 
     model = abstract_alexnet()                   # shapes only, no 61M-parameter random init
-    model = with_params(model, params)           # params: a converted checkpoint (hw5jax.convert)
+    model = with_params(model, params)           # params: converted (hw5jax.alexnet.convert)
 
 The layout is torchvision's (the "one weird trick" variant, not the 2012 two-GPU network):
 
@@ -202,14 +202,14 @@ def abstract_alexnet(num_classes: int = NUM_CLASSES) -> AlexNet:
 
 def param_shapes(num_classes: int = NUM_CLASSES) -> dict:
     """The nested {layer: {"kernel", "bias"}} dict of jax.ShapeDtypeStruct a params dict must
-    match (the format hw5jax.convert produces and checkpoints store)."""
+    match (the format hw5jax.alexnet.convert produces and checkpoints store)."""
     _, state = nnx.split(abstract_alexnet(num_classes))
     return nnx.to_pure_dict(state)
 
 
 def with_params(model: AlexNet, params: dict) -> AlexNet:
     """A new AlexNet with `model`'s structure and the arrays of `params` (a nested
-    {layer: {"kernel", "bias"}} dict, e.g. from hw5jax.convert); `model` may be abstract."""
+    {layer: {"kernel", "bias"}} dict, e.g. from hw5jax.alexnet.convert); `model` may be abstract."""
     graphdef, state = nnx.split(model)
     nnx.replace_by_pure_dict(state, jax.tree.map(jnp.asarray, params))
     return nnx.merge(graphdef, state)

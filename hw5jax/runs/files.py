@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from hw5jax.cli import ConfigError
-from hw5jax.distributed import is_primary
+from hw5jax.core.sharding import is_primary
+from hw5jax.errors import ConfigError
 
 
 def output_dir(out: str | os.PathLike | None, experiment: str) -> Path:
@@ -49,7 +49,7 @@ def _atomic_write(path: Path, write) -> Path:
     """Write `path` through `write(binary file)`: into a temporary file beside it, then
     renamed over it. On any failure the temporary file is removed and `path` is left as it
     was; an OSError (disk full, read-only directory, ...) is raised naming `path` itself.
-    Of several processes (`hw5jax.distributed`), only process 0 writes."""
+    Of several processes (`hw5jax.core.sharding`), only process 0 writes."""
     path = Path(path)
     if not is_primary():
         return path

@@ -21,21 +21,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx
-from jax.sharding import NamedSharding, PartitionSpec
 
-from hw5jax.augment import Augment, View, view
+from hw5jax.core.augment import Augment, View, view
+from hw5jax.core.optim import full_hparams, make_optimizer
+from hw5jax.core.sharding import runs_mesh, shard_runs, to_host
 from hw5jax.data import MNIST, Split
-from hw5jax.distributed import to_host
-from hw5jax.optim import full_hparams, make_optimizer
-from hw5jax.resume import ProgramStore, stop_point
 
 State = dict[str, Any]
 Metrics = dict[str, jax.Array]
@@ -151,7 +148,7 @@ class Trainer:
 
     def abstract_state(self) -> State:
         """Shapes and dtypes of a state (no arrays allocated): the target for restoring a
-        checkpoint with `hw5jax.checkpoint.restore(path, like=trainer.abstract_state())`."""
+        checkpoint with `hw5jax.runs.checkpoint.restore(path, like=trainer.abstract_state())`."""
         hparams = {k: jnp.float32(v) for k, v in full_hparams(self.optimizer, {}).items()}
         return jax.eval_shape(self.init, jnp.uint32(0), hparams)
 
@@ -273,7 +270,7 @@ class Trainer:
         """Accuracy and mean cross-entropy in evaluation mode (BatchNorm running averages),
         in chunks of `eval_batch_size` (the last one zero-padded and masked).
 
-        views: test-time augmentation, e.g. `hw5jax.augment.TTA_VIEWS["shift1rot5"]`: the
+        views: test-time augmentation, e.g. `hw5jax.core.augment.TTA_VIEWS["shift1rot5"]`: the
         prediction is the mean of the softmax over the warped copies of each image, and the
         cost is the cross-entropy of that mean. None: one plain forward pass (the logits).
         """
@@ -335,31 +332,30 @@ def device_split(
     return jax.device_put((split.images, split.labels), sharding)
 
 
-def runs_mesh() -> jax.sharding.Mesh | None:
-    """A 1-D mesh ("runs") over every visible device, or None on a single device.
-
-    A stack of runs (grid points, seeds) is split along it: each device trains its share of
-    the runs, the data are replicated. The same code runs on one CPU, on the devices of a
-    multi-GPU host, or on all hosts of a cluster after `jax.distributed.initialize()`.
-    """
-    if jax.device_count() == 1:
-        return None
-    return jax.make_mesh((jax.device_count(),), ("runs",), axis_types=(jax.sharding.AxisType.Auto,))
-
-
-def shard_runs(stack: State, mesh: jax.sharding.Mesh | None) -> tuple[State, NamedSharding | None]:
-    """A stack of runs split along `mesh`'s "runs" axis (its length a multiple of the mesh
-    size), and the sharding that replicates the data over the mesh; unchanged and None
-    without a mesh."""
-    if mesh is None:
-        return stack, None
-    return (
-        jax.device_put(stack, NamedSharding(mesh, PartitionSpec("runs"))),
-        NamedSharding(mesh, PartitionSpec()),
-    )
-
-
 OnEpoch = Callable[[int, State, dict[str, np.ndarray]], None]
+
+
+class Store(Protocol):
+    """Where one program's per-epoch checkpoints go; the training loop knows nothing else of
+    them. The experiment layer passes `hw5jax.runs.store.ProgramStore` (orbax, on disk); the
+    loop closes every store it is given."""
+
+    def latest(self, like: State) -> tuple[State, dict[str, Any]] | None:
+        """(state shaped like `like`, its record) of the latest saved epoch, or None."""
+        ...
+
+    def save(self, epoch: int, state: State, record: Mapping[str, Any]) -> None:
+        """Keep `state` and `record` (the history so far, which runs stayed finite)."""
+        ...
+
+    def close(self) -> None:
+        """Wait for pending writes; raise if one failed."""
+        ...
+
+
+# Called after each epoch, once its checkpoint is saved: a safe place to stop, so it may
+# raise (e.g. KeyboardInterrupt after a Ctrl-C that `hw5jax.runs.rundir.RunDir` deferred).
+StopCheck = Callable[[], None]
 # Keys of the per-epoch history (each [epochs, runs]).
 HISTORY = ("train_cost", "val_accuracy")
 
@@ -373,7 +369,8 @@ def _segment(
     stop: int,
     on_epoch: OnEpoch | None,
     data_sharding: jax.sharding.Sharding | None = None,
-    store: Path | None = None,
+    store: Store | None = None,
+    stop_check: StopCheck | None = None,
 ) -> tuple[State, dict[str, np.ndarray], np.ndarray]:
     """Epochs start+1..stop of a program (one run, or a stack): a scanned pass over
     `data.train`, then validation. With `store`, the state and the history so far are
@@ -384,7 +381,7 @@ def _segment(
     stayed finite."""
     history: dict[str, list] = {k: [] for k in HISTORY}
     finite = np.ones(np.shape(state["step"]), bool)
-    ckpt = None if store is None else ProgramStore(store)
+    ckpt = store
     try:
         if ckpt is not None and (saved := ckpt.latest(like=state)) is not None:
             state, record = saved
@@ -411,7 +408,8 @@ def _segment(
                 ckpt.save(epoch, state, {"history": history, "finite": finite})
             if on_epoch is not None:
                 on_epoch(epoch, state, {k: v[-1] for k, v in history.items()} | {"finite": finite})
-            stop_point()  # Ctrl-C (inside a hw5jax.resume.RunDir) stops here
+            if stop_check is not None:
+                stop_check()
     finally:
         if ckpt is not None:
             ckpt.close()
@@ -433,7 +431,8 @@ def fit_grid(
     on_epoch: OnEpoch | None = None,
     mesh: jax.sharding.Mesh | None | str = "auto",
     keep: tuple[int, int] | None = None,
-    store: Path | None = None,
+    store: Callable[[str], Store] | None = None,
+    stop_check: StopCheck | None = None,
 ) -> list[FitResult]:
     """Train len(seeds) runs at once (run i: `hparams[i]`, `seeds[i]`) as one vmapped program.
 
@@ -451,9 +450,10 @@ def fit_grid(
     them (padded with copies of its first run to a multiple of the device count; the copies
     are dropped); `mesh=None` keeps everything on one device.
 
-    store: a directory for per-epoch checkpoints (`hw5jax.resume.ProgramStore`, one
-    subdirectory per segment); a call interrupted at any point and repeated with the same
-    arguments continues from the latest and returns the same results.
+    store: opens the `Store` of one segment of the program, by name ("part0", and "part1"
+    after a successive-halving cut); a call interrupted at any point and repeated with the
+    same stores continues from the latest and returns the same results.
+    stop_check: called after every epoch (see `StopCheck`).
     """
     if len(hparams) != len(seeds):
         raise ValueError(f"{len(hparams)} hparam sets for {len(seeds)} seeds")
@@ -494,7 +494,8 @@ def fit_grid(
             stop,
             on_epoch,
             data_sharding,
-            None if store is None else Path(store) / f"part{part}",
+            None if store is None else store(f"part{part}"),
+            stop_check,
         )
         state = _take(padded, range(len(alive))) if pad else padded
         for j, i in enumerate(alive):
@@ -524,14 +525,24 @@ def fit(
     seed: int = 0,
     epochs: int,
     on_epoch: OnEpoch | None = None,
-    store: Path | None = None,
+    store: Store | None = None,
+    stop_check: StopCheck | None = None,
 ) -> FitResult:
     """Train one run (not vmapped): the same arithmetic as one entry of `fit_grid`.
-    store: per-epoch checkpoints there; a repeated call continues from the latest."""
+    store: per-epoch checkpoints (see `Store`); a repeated call with a store over the same
+    place continues from the latest. stop_check: called after every epoch."""
     full = full_hparams(trainer.optimizer, hparams)
     state = trainer.init_jit(jnp.uint32(seed), {k: jnp.float32(v) for k, v in full.items()})
     state, history, finite = _segment(
-        trainer.epoch_jit, trainer.evaluate_jit, state, data, 0, epochs, on_epoch, store=store
+        trainer.epoch_jit,
+        trainer.evaluate_jit,
+        state,
+        data,
+        0,
+        epochs,
+        on_epoch,
+        store=store,
+        stop_check=stop_check,
     )
     return FitResult(
         state, full, seed, {k: v.tolist() for k, v in history.items()}, diverged=not bool(finite)

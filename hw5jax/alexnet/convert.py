@@ -17,7 +17,6 @@ torch is needed only to read a .pth (`load_torch_state_dict`) and for the random
 from __future__ import annotations
 
 import errno
-import hashlib
 import os
 import pickle
 import zipfile
@@ -27,8 +26,10 @@ from typing import Any
 
 import numpy as np
 
-from hw5jax import checkpoint
-from hw5jax.checkpoint import CheckpointError
+from hw5jax.data.fetch import sha256_file
+from hw5jax.errors import ConversionError
+from hw5jax.runs import checkpoint
+from hw5jax.runs.checkpoint import CheckpointError
 
 ARCHITECTURE = "torchvision.models.alexnet"
 # torchvision's pretrained file is `alexnet-owt-7be5be79.pth`; torch.hub names such files after
@@ -69,24 +70,6 @@ TORCH_SHAPES: dict[str, tuple[int, ...]] = {
     "classifier.6.bias": (1000,),
 }
 FEATURE_MAP = (256, 6, 6)  # (C, H, W) that classifier.1 reads, flattened
-
-
-class ConversionError(ValueError):
-    """A file is not a torchvision AlexNet state_dict. `missing`, `unexpected` and `mismatched`
-    ({key: (got shape, expected shape)}) hold the full lists; the message (one line) names the
-    first few of each."""
-
-    def __init__(
-        self,
-        message: str,
-        missing: list[str] | None = None,
-        unexpected: list[str] | None = None,
-        mismatched: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] | None = None,
-    ):
-        super().__init__(message)
-        self.missing = missing or []
-        self.unexpected = unexpected or []
-        self.mismatched = mismatched or {}
 
 
 def _some(items: list[str], limit: int = 4) -> str:
@@ -188,14 +171,6 @@ def load_torch_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
         else:  # kept so check_state_dict reports it as unexpected
             out[str(key)] = value
     return out
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def provenance(path: str | os.PathLike, sha256: str | None = None) -> dict[str, Any]:

@@ -13,14 +13,12 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from hw5jax import checkpoint
+from hw5jax.core.train import FitResult, StopCheck, Store, Trainer, accuracy_on, fit_grid
 from hw5jax.data import MNIST
-from hw5jax.train import FitResult, Trainer, accuracy_on, fit_grid
 
 Progress = Callable[[str, int, dict[str, np.ndarray]], None]
 
@@ -65,10 +63,10 @@ def tune_and_retrain(
     grid_epochs: int | None = None,
     prune_at: int | None = None,
     prune_factor: int = 3,
-    checkpoint_dir: Path | None = None,
-    state_dir: Path | None = None,
+    store: Callable[[str], Store] | None = None,
+    stop_check: StopCheck | None = None,
+    save_final: Callable[[FitResult, float], str] | None = None,
     name: str = "run",
-    metadata: Mapping[str, Any] | None = None,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Train `grid` on seeds[0] for `grid_epochs` (default `epochs`) as one vmapped program,
@@ -79,8 +77,11 @@ def tune_and_retrain(
     those.
     When the grid ran the full `epochs`, its seeds[0] run *is* that seed's final run (same
     seed, same arithmetic), so it is reused rather than trained twice.
-    state_dir: per-epoch checkpoints of both programs (`<name>_grid/`, `<name>_seeds/`), so
-    an interrupted call repeated with the same arguments continues and gives the same entry.
+    store: opens the per-epoch `Store` of one program segment, by name ("grid/part0",
+    "grid/part1", "seeds/part0"), so an interrupted call repeated with the same stores
+    continues and gives the same entry. stop_check: called after every epoch.
+    save_final(result, test_accuracy): keeps one final model and returns where (the entry's
+    "checkpoints"); the models are not kept without it.
     """
     start = time.perf_counter()
     grid_epochs = grid_epochs or epochs
@@ -88,8 +89,8 @@ def tune_and_retrain(
     def report(stage: str):
         return None if progress is None else (lambda e, _s, m: progress(stage, e, m))
 
-    def store(program: str) -> Path | None:
-        return None if state_dir is None else Path(state_dir) / f"{name}_{program}"
+    def stores(program: str) -> Callable[[str], Store] | None:
+        return None if store is None else (lambda part: store(f"{program}/{part}"))
 
     keep = None if prune_at is None else (prune_at, -(-len(grid) // prune_factor))
     tuned = fit_grid(
@@ -100,7 +101,8 @@ def tune_and_retrain(
         grid_epochs,
         keep=keep,
         on_epoch=report(f"{name}: grid of {len(grid)}"),
-        store=store("grid"),
+        store=stores("grid"),
+        stop_check=stop_check,
     )
     entry: dict[str, Any] = {
         "grid": [
@@ -131,29 +133,13 @@ def tune_and_retrain(
             todo,
             epochs,
             on_epoch=report(f"{name}: {len(todo)} seed(s)"),
-            store=store("seeds"),
+            store=stores("seeds"),
+            stop_check=stop_check,
         )
     test = [accuracy_on(trainer, r.state, data.test) for r in finals]
-    paths = []
-    for result, acc in zip(finals, test, strict=True):
-        if checkpoint_dir is not None:
-            path = checkpoint_dir / f"{name}_seed{result.seed}"
-            checkpoint.save(
-                path,
-                result.state,
-                {
-                    **(metadata or {}),
-                    "name": name,
-                    "optimizer": trainer.optimizer,
-                    "hparams": result.hparams,
-                    "seed": result.seed,
-                    "epochs": epochs,
-                    "val_accuracy": result.history["val_accuracy"][-1],
-                    "test_accuracy": acc,
-                    "diverged": result.diverged,
-                },
-            )
-            paths.append(str(path))
+    paths = (
+        [] if save_final is None else [save_final(r, a) for r, a in zip(finals, test, strict=True)]
+    )
     entry.update(
         selected=selected,
         seeds=[r.seed for r in finals],

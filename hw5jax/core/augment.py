@@ -18,7 +18,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-from hw5jax.cli import ConfigError
+from hw5jax.errors import ConfigError
 
 # (key, images float32[B, 28, 28, 1] in [0, 1]) -> images of the same shape; training only.
 Augment = Callable[[jax.Array, jax.Array], jax.Array]

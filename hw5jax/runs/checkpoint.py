@@ -36,16 +36,13 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from hw5jax.data import sha256_of
-from hw5jax.distributed import is_primary, to_host
+from hw5jax.core.sharding import is_primary, to_host
+from hw5jax.data.fetch import sha256_file
+from hw5jax.errors import CheckpointError
 
 DIGESTS = "hw5jax-sha256.json"
 _STAGING_PREFIX = ".hw5jax-saving-"
 _REPLACED_PREFIX = ".hw5jax-replaced-"
-
-
-class CheckpointError(Exception):
-    """A checkpoint is missing, incomplete, or not what the caller expects."""
 
 
 def _checkpointer() -> ocp.Checkpointer:
@@ -181,7 +178,7 @@ def _files(root: Path) -> list[Path]:
 
 def _write_digests(root: Path) -> None:
     files = {
-        p.relative_to(root).as_posix(): {"size": p.stat().st_size, "sha256": sha256_of(p)}
+        p.relative_to(root).as_posix(): {"size": p.stat().st_size, "sha256": sha256_file(p)}
         for p in _files(root)
     }
     with open(root / DIGESTS, "w", encoding="utf-8") as f:
@@ -214,7 +211,7 @@ def _verify_digests(path: Path) -> None:
                 f"expected {size} (truncated or damaged)"
             )
         try:
-            digest = sha256_of(file)
+            digest = sha256_file(file)
         except OSError as err:
             raise CheckpointError(f"{path}: cannot read {rel}: {error_reason(err)}") from err
         if digest != sha256:
@@ -260,7 +257,7 @@ def save(path: str | os.PathLike, state: Any, metadata: dict | None = None) -> P
     An existing checkpoint at `path` is replaced (anything else there is refused). Returns
     the absolute path. Raises CheckpointError (the disk is full, the directory read-only,
     ...) after removing everything it wrote: `path` then holds what it held before.
-    Of several processes (`hw5jax.distributed`), every one must call it; process 0 writes.
+    Of several processes (`hw5jax.core.sharding`), every one must call it; process 0 writes.
     """
     path = Path(path).absolute()
     state = to_host(state)

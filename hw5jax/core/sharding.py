@@ -1,8 +1,10 @@
-"""Running one command as several processes (the hosts of a cluster): start-up from the
-environment, which process writes the files, and arrays brought back to the host.
+"""Where the runs go: a stack of runs (grid points, seeds) split over every device
+(`runs_mesh`, `shard_runs`), and one command run as several processes (the hosts of a
+cluster): start-up from the environment, which process writes the files, and arrays
+brought back to the host.
 
 Every process runs the same command; `jax.devices()` then spans all of them and a sweep's
-stack of runs is split over every device (`hw5jax.train.runs_mesh`). Process 0 writes the
+stack of runs is split over every device (`runs_mesh`). Process 0 writes the
 output directory (results, figures, checkpoints), which must be one shared directory for
 all processes (orbax's per-epoch checkpoints are written by all of them, each its shards).
 With one process (no variables set) everything here is a no-op.
@@ -19,8 +21,9 @@ from typing import Any
 import jax
 import numpy as np
 from jax.experimental import multihost_utils
+from jax.sharding import NamedSharding, PartitionSpec
 
-from hw5jax.cli import ConfigError
+from hw5jax.errors import ConfigError
 
 ENV = ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID")
 
@@ -94,3 +97,27 @@ def to_host(tree: Any) -> Any:
         return x
 
     return jax.device_get(jax.tree.map(local, tree))
+
+
+def runs_mesh() -> jax.sharding.Mesh | None:
+    """A 1-D mesh ("runs") over every visible device, or None on a single device.
+
+    A stack of runs (grid points, seeds) is split along it: each device trains its share of
+    the runs, the data are replicated. The same code runs on one CPU, on the devices of a
+    multi-GPU host, or on all hosts of a cluster after `jax.distributed.initialize()`.
+    """
+    if jax.device_count() == 1:
+        return None
+    return jax.make_mesh((jax.device_count(),), ("runs",), axis_types=(jax.sharding.AxisType.Auto,))
+
+
+def shard_runs(stack: Any, mesh: jax.sharding.Mesh | None) -> tuple[Any, NamedSharding | None]:
+    """A stack of runs split along `mesh`'s "runs" axis (its length a multiple of the mesh
+    size), and the sharding that replicates the data over the mesh; unchanged and None
+    without a mesh."""
+    if mesh is None:
+        return stack, None
+    return (
+        jax.device_put(stack, NamedSharding(mesh, PartitionSpec("runs"))),
+        NamedSharding(mesh, PartitionSpec()),
+    )

@@ -28,6 +28,7 @@ from typing import Literal
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from hw5jax.errors import ImageError, ImageTooSmallError
 from hw5jax.models.alexnet import MIN_INPUT_SIZE
 
 Fit = Literal["crop", "pad", "resize"]
@@ -37,14 +38,6 @@ DEFAULT_SIZE = 227
 # ImageNet's per-channel RGB statistics (torchvision's pretrained models expect these).
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
-
-
-class ImageError(ValueError):
-    """An image file cannot be turned into a network input (the message names the file)."""
-
-
-class ImageTooSmallError(ImageError):
-    """The image is smaller than AlexNet's minimum input (63 x 63) after fitting."""
 
 
 def read_rgb(path: str | os.PathLike) -> np.ndarray:

@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 
 import optax
 
-from hw5jax.cli import ConfigError
+from hw5jax.errors import UnknownOptimizerError
 
 # name -> (factory, default hyperparameters); the defaults also fix which hparams exist.
 OPTIMIZERS: dict[str, tuple[Callable[..., optax.GradientTransformation], dict[str, float]]] = {
@@ -40,10 +40,6 @@ OPTIMIZERS: dict[str, tuple[Callable[..., optax.GradientTransformation], dict[st
         {"learning_rate": 1e-3},
     ),
 }
-
-
-class UnknownOptimizerError(ConfigError):
-    pass
 
 
 def check_name(name: str) -> str:
