@@ -22,7 +22,7 @@ import jax
 import optax
 
 from hw5jax.cli import one_device_per_core, parse_config, run_main
-from hw5jax.configs.common import MLPConfig, check_positive, prune_at_field
+from hw5jax.configs.common import MLPConfig, check_positive, option, prune_at_field
 from hw5jax.core.optim import check_name
 from hw5jax.core.sweep import grid_points, progress_ticks
 from hw5jax.core.train import Trainer
@@ -61,9 +61,8 @@ class SweepConfig(MLPConfig):
             "over --epochs)"
         },
     )
-    lam: float = field(
-        default=5.0,
-        metadata={"help": "L2 strength lambda: cost + lambda/(2n) * sum w^2 (5: Nielsen's ch. 3)"},
+    lam: float = option(
+        5.0, "L2 strength lambda: cost + lambda/(2n) * sum w^2 (5: Nielsen's ch. 3)", minimum=0
     )
     prune_at: int = prune_at_field(5)  # 5, not 10: the 3-minute budget (README)
     sgd_grid: tuple[float, ...] = _grid((0.01, 0.03, 0.1, 0.3, 1.0, 3.0), "SGD learning rates")
@@ -86,8 +85,8 @@ class SweepConfig(MLPConfig):
             check_name(name)
         if self.schedule not in SCHEDULES:
             raise ConfigError(f"--schedule {self.schedule!r}: use one of {', '.join(SCHEDULES)}")
-        for option in ("sgd_grid", "momentum_grid", "adagrad_grid", "adam_grid"):
-            check_positive("--" + option.replace("_", "-"), getattr(self, option))
+        for name in ("sgd_grid", "momentum_grid", "adagrad_grid", "adam_grid"):
+            check_positive("--" + name.replace("_", "-"), getattr(self, name))
         check_positive("--momentum-mu", self.momentum_mu, low=None, high=1.0)
 
     def effective(self) -> SweepConfig:

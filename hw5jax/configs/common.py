@@ -5,10 +5,50 @@ the checks their values must pass (a bad value is a `ConfigError` before anythin
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from hw5jax.errors import ConfigError
 from hw5jax.models.mlp import ACTIVATIONS
+
+
+def option(
+    default: Any,
+    help: str,
+    *,
+    metavar: str | None = None,
+    minimum: float | None = None,
+    choices: Sequence[str] | None = None,
+) -> Any:
+    """A config field that is also a command-line option: its help, and the bounds or choices
+    that `check_declared` enforces (declared once, on the field)."""
+    metadata: dict[str, Any] = {"help": help}
+    if metavar is not None:
+        metadata["metavar"] = metavar
+    if minimum is not None:
+        metadata["minimum"] = minimum
+    if choices is not None:
+        metadata["choices"] = tuple(choices)
+    return field(default=default, metadata=metadata)
+
+
+def check_declared(config: Any) -> None:
+    """Every field's declared bounds and choices (`option(minimum=..., choices=...)`): the
+    first value outside them is a ConfigError naming the option. None means "not given"."""
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if value is None:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        low = f.metadata.get("minimum")
+        if low is not None and value < low:
+            bound = "at least 1" if low == 1 else f">= {low:g}"
+            raise ConfigError(f"{flag} {value}: must be {bound}")
+        choices = f.metadata.get("choices")
+        if choices is not None and value not in choices:
+            raise ConfigError(f"{flag} {value!r}: use one of {', '.join(choices)}")
 
 
 @dataclass(frozen=True)
@@ -22,9 +62,9 @@ class CommonConfig:
             "metavar": "DIR",
         },
     )
-    epochs: int = field(default=30, metadata={"help": "epochs of every final run"})
-    seeds: int = field(default=3, metadata={"help": "seeds of the final runs"})
-    batch_size: int = field(default=128, metadata={"help": "mini-batch size m"})
+    epochs: int = option(30, "epochs of every final run", minimum=1)
+    seeds: int = option(3, "seeds of the final runs", minimum=1)
+    batch_size: int = option(128, "mini-batch size m", minimum=1)
     data: str = field(
         default="auto",
         metadata={
@@ -35,21 +75,16 @@ class CommonConfig:
     quick: bool = field(default=False, metadata={"help": "smoke run: tiny grid, 1 seed, 1 epoch"})
 
     def __post_init__(self):
-        for option in ("epochs", "seeds", "batch_size"):
-            value = getattr(self, option)
-            if value < 1:
-                raise ConfigError(f"--{option.replace('_', '-')} {value}: must be at least 1")
+        check_declared(self)
 
 
 def prune_at_field(default: int):
     """The `--prune-at` option (an experiment may choose its own default)."""
-    return field(
-        default=default,
-        metadata={
-            "help": "successive halving: after this many epochs only the best 1/--prune-factor "
-            "of each grid (by validation accuracy) trains on; 0 = every grid point trains "
-            "to the end"
-        },
+    return option(
+        default,
+        "successive halving: after this many epochs only the best 1/--prune-factor of each "
+        "grid (by validation accuracy) trains on; 0 = every grid point trains to the end",
+        minimum=0,
     )
 
 
@@ -61,29 +96,17 @@ class MLPConfig(CommonConfig):
         default=None,
         metadata={"help": "epochs of every grid run, scored on validation (default: --epochs)"},
     )
-    activation: str = field(default="relu", metadata={"help": "hidden activation: relu|sigmoid"})
-    lam: float = field(
-        default=0.0, metadata={"help": "L2 strength lambda: cost + lambda/(2n) * sum w^2"}
-    )
+    activation: str = option("relu", "hidden activation: relu|sigmoid", choices=tuple(ACTIVATIONS))
+    lam: float = option(0.0, "L2 strength lambda: cost + lambda/(2n) * sum w^2", minimum=0)
     prune_at: int = prune_at_field(10)
-    prune_factor: int = field(
-        default=3, metadata={"help": "successive halving keeps ceil(grid size / this) points"}
+    prune_factor: int = option(
+        3, "successive halving keeps ceil(grid size / this) points", minimum=1
     )
 
     def __post_init__(self):
         super().__post_init__()
         if self.grid_epochs is not None and not 1 <= self.grid_epochs <= self.epochs:
             raise ConfigError(f"--grid-epochs {self.grid_epochs}: must be in 1..--epochs")
-        if self.prune_at < 0:
-            raise ConfigError(f"--prune-at {self.prune_at}: must be >= 0")
-        if self.prune_factor < 1:
-            raise ConfigError(f"--prune-factor {self.prune_factor}: must be at least 1")
-        if self.lam < 0:
-            raise ConfigError(f"--lam {self.lam}: must be >= 0")
-        if self.activation not in ACTIVATIONS:
-            raise ConfigError(
-                f"--activation {self.activation!r}: use one of {', '.join(ACTIVATIONS)}"
-            )
 
 
 def check_positive(flag: str, values, low: float = 0.0, high: float | None = None) -> None:
