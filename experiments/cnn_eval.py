@@ -24,7 +24,8 @@ from experiments.cnn_mnist import make_trainer
 from hw5jax import data as mnist_data
 from hw5jax.cli import build_parser, run_main
 from hw5jax.core.augment import TTA_VIEWS, tta_views
-from hw5jax.core.train import Trainer, accuracy_on
+from hw5jax.core.fit import accuracy_on
+from hw5jax.core.train import Trainer
 from hw5jax.errors import ConfigError
 from hw5jax.runs import checkpoint
 from hw5jax.runs.files import output_dir, write_json, write_text

@@ -27,7 +27,8 @@ import optax
 from hw5jax import data as mnist_data
 from hw5jax.cli import parse_config, run_main
 from hw5jax.core.augment import TTA_VIEWS, make_augment, tta_views
-from hw5jax.core.train import Trainer, accuracy_on, fit
+from hw5jax.core.fit import accuracy_on, fit
+from hw5jax.core.train import Trainer
 from hw5jax.errors import ConfigError
 from hw5jax.models.cnn import CNN, WEIGHT_INITS
 from hw5jax.reporting.plots import plot_curves

@@ -74,7 +74,8 @@ def _kernels(params) -> list[np.ndarray]:
 
 def run_l2(mnist, config: Config, eta: float = 0.5, lam: float = 5.0, m: int = 10) -> T.ResultL2:
     """Problem 1.2: Nielsen's setting, weights recorded after every epoch."""
-    from hw5jax.core.train import Trainer, fit
+    from hw5jax.core.fit import fit
+    from hw5jax.core.train import Trainer
     from hw5jax.models.mlp import MLP
 
     n = len(mnist.train.labels)
@@ -116,7 +117,8 @@ def run_l2(mnist, config: Config, eta: float = 0.5, lam: float = 5.0, m: int = 1
 
 def run_momentum_mlp(mnist, config: Config, mus=(1.1, -0.5, 0.0, 0.9)) -> T.ResultMomentumMLP:
     """Problem 2.3 on the sweep's MLP: the four mu in one vmapped program."""
-    from hw5jax.core.train import Trainer, fit_grid
+    from hw5jax.core.fit import fit_grid
+    from hw5jax.core.train import Trainer
     from hw5jax.models.mlp import MLP
 
     layers = (784, 100, 100, 10)

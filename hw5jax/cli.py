@@ -41,7 +41,7 @@ def enable_compilation_cache() -> None:
 
 def one_device_per_core() -> int:
     """On a CPU, present each core as its own JAX device running single-threaded, so that a
-    stack of runs sharded over `hw5jax.core.train.runs_mesh()` trains one shard per core.
+    stack of runs sharded over `hw5jax.core.sharding.runs_mesh()` trains one shard per core.
 
     A sweep's matmuls (batch 128, 100 hidden units) are too small to gain much from splitting
     each one over two threads; two independent programs, one per core, go faster (measured:

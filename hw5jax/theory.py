@@ -11,7 +11,7 @@ The computations run in float64 *locally* (`jax.enable_x64(True)` as a context m
 float64), so the 1e-6 .. 1e-12 tolerances are about the mathematics, not about float32 rounding;
 other modules in the same process keep JAX's float32 default.
 
-The parts that train the MNIST MLP (1.2 and the MLP half of 2.3) go through `hw5jax.core.train.fit`;
+The parts that train the MNIST MLP (1.2 and the MLP half of 2.3) go through `hw5jax.core.fit.fit`;
 this module only analyses what `fit` hands back (per-epoch weights and costs).
 """
 

@@ -19,7 +19,8 @@ import pytest
 
 from experiments import optim_sweep
 from hw5jax.cli import run_main
-from hw5jax.core.train import Trainer, fit, fit_grid
+from hw5jax.core.fit import fit, fit_grid
+from hw5jax.core.train import Trainer
 from hw5jax.errors import ConfigError
 from hw5jax.models.mlp import MLP
 from hw5jax.runs.checkpoint import CheckpointError

@@ -16,7 +16,8 @@ SCRIPT = textwrap.dedent("""
     import functools, jax, numpy as np
     from hw5jax.models.mlp import MLP
     from hw5jax.core.sharding import runs_mesh
-    from hw5jax.core.train import Trainer, fit_grid
+    from hw5jax.core.fit import fit_grid
+    from hw5jax.core.train import Trainer
     from conftest import tiny_mnist
 
     assert jax.device_count() == 4, jax.devices()

@@ -10,8 +10,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from hw5jax.core.fit import accuracy_on, fit, fit_grid
 from hw5jax.core.sweep import select, tune_and_retrain
-from hw5jax.core.train import Trainer, accuracy_on, as_float, fit, fit_grid, l2_penalty, permutation
+from hw5jax.core.train import Trainer, as_float, l2_penalty, permutation
 from hw5jax.models.mlp import MLP
 from hw5jax.runs import checkpoint
 from hw5jax.runs.experiment import save_final

@@ -13,7 +13,8 @@ import pytest
 from experiments import cnn_eval, cnn_mnist
 from hw5jax.cli import run_main
 from hw5jax.core.augment import TTA_VIEWS, view
-from hw5jax.core.train import accuracy_on, as_float, device_split
+from hw5jax.core.fit import accuracy_on, device_split
+from hw5jax.core.train import as_float
 from hw5jax.runs import checkpoint
 
 SMALL = ["--channels", "4,8", "--hidden", "16", "--epochs", "1"]

@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from hw5jax.core.train import FitResult, StopCheck, Store, Trainer, accuracy_on, fit_grid
+from hw5jax.core.fit import FitResult, StopCheck, Store, accuracy_on, fit_grid
+from hw5jax.core.train import Trainer
 from hw5jax.data import MNIST
 
 Progress = Callable[[str, int, dict[str, np.ndarray]], None]

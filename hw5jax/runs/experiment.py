@@ -13,8 +13,8 @@ from typing import Any
 
 from hw5jax import data as mnist_data
 from hw5jax.configs.common import MLPConfig
+from hw5jax.core.fit import FitResult
 from hw5jax.core.sweep import progress_ticks, tune_and_retrain
-from hw5jax.core.train import FitResult
 from hw5jax.reporting.progress import Progress
 from hw5jax.runs import checkpoint
 from hw5jax.runs.files import output_dir
