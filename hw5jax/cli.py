@@ -131,6 +131,11 @@ def _parse_bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true/false, got {text!r}")
 
 
+def _comma_separated(item: Callable[[str], Any]) -> Callable[[str], tuple]:
+    """`"a,b,c"` -> (item("a"), item("b"), item("c")); empty items are skipped."""
+    return lambda text: tuple(item(v) for v in text.split(",") if v)
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> typing.NoReturn:  # one line, not usage + error
         self.exit(2, f"error: {message} (see --help)\n")
@@ -151,7 +156,9 @@ def build_parser(
             continue
         name = "--" + f.name.replace("_", "-")
         tp = hints[f.name]
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        default: Any = (
+            f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
+        )
         help_text = f.metadata.get("help", "")
         if tp is bool:
             parser.add_argument(name, action="store_true", help=help_text)
@@ -161,9 +168,7 @@ def build_parser(
         shown = ",".join(map(str, default)) if is_tuple and default is not None else default
         parser.add_argument(
             name,
-            type=(lambda s, item=item: tuple(item(v) for v in s.split(",") if v))
-            if is_tuple
-            else item,
+            type=_comma_separated(item) if is_tuple else item,
             default=default,
             metavar=f.metadata.get("metavar", f.name.upper()),
             help=f"{help_text} (default: {shown})",

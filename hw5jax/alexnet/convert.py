@@ -288,7 +288,8 @@ def torch_reference_alexnet(seed: int = 0):
             if isinstance(module, (nn.Conv2d, nn.Linear)):
                 fan_in = module.weight[0].numel()
                 module.weight.normal_(0.0, (2.0 / fan_in) ** 0.5, generator=generator)
-                module.bias.uniform_(-0.1, 0.1, generator=generator)
+                if module.bias is not None:
+                    module.bias.uniform_(-0.1, 0.1, generator=generator)
     return model.eval()
 
 

@@ -174,7 +174,7 @@ def fit_grid(
     """
     if len(hparams) != len(seeds):
         raise ValueError(f"{len(hparams)} hparam sets for {len(seeds)} seeds")
-    mesh = runs_mesh() if mesh == "auto" else mesh
+    mesh = runs_mesh() if isinstance(mesh, str) else mesh  # "auto"
     size = 1 if mesh is None else mesh.size
     n = len(seeds)
     full = [full_hparams(trainer.optimizer, hp) for hp in hparams]

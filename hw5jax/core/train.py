@@ -161,7 +161,7 @@ class Trainer:
         """A fresh run: parameters from `seed`, optimizer state carrying `hparams`."""
         init_key, rng = jax.random.split(jax.random.PRNGKey(seed))
         model = self.model_fn(rngs=nnx.Rngs(init_key))
-        _, params, model_state = nnx.split(model, nnx.Param, ...)
+        _, params, model_state = nnx.split(model, nnx.Param, ...)  # type: ignore[misc]
         state = {
             "params": params,
             "model_state": model_state,
@@ -185,7 +185,7 @@ class Trainer:
         model = nnx.merge(self.graphdef, params, model_state, copy=True)
         rngs = nnx.Rngs(dropout=key) if key is not None else None
         logits = model(images, train=train, rngs=rngs)
-        return logits, nnx.split(model, nnx.Param, ...)[2]
+        return logits, nnx.split(model, nnx.Param, ...)[2]  # type: ignore[misc]
 
     def cost(self, params, model_state, images, labels, key) -> tuple[jax.Array, Any]:
         """Training cost of one batch: C0 (cross-entropy) + lam/(2n) sum w^2."""

@@ -11,6 +11,7 @@ from hw5jax.data.fetch import (
     sha256_file,
 )
 from hw5jax.data.mnist import (
+    IDX_FILES,
     MNIST,
     SOURCES,
     SPLIT_SIZES,
@@ -26,6 +27,7 @@ from hw5jax.errors import DataError
 __all__ = [
     "EMBEDDED_FILE",
     "EMBEDDED_SHA256",
+    "IDX_FILES",
     "MNIST",
     "SOURCES",
     "SPLIT_SIZES",

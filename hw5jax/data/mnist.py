@@ -27,7 +27,7 @@ import pickle
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import numpy as np
 
@@ -131,7 +131,7 @@ def _load_embedded(path: Path) -> MNIST:
     try:
         fd, tmp = tempfile.mkstemp(suffix=".npz", dir=path.parent)
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
+            np.savez(f, **arrays)  # type: ignore[arg-type]  # numpy's stub: **kwds
         os.replace(tmp, npz)
     except OSError:  # a read-only or full cache only costs speed
         if tmp is not None:
@@ -224,7 +224,7 @@ def read_idx(path: Path) -> np.ndarray:
         raise DataError(f"{path}: too short for an IDX header")
     magic = int.from_bytes(data[:4], "big")
     if magic == 2049:  # labels: magic, count
-        count, dims = int.from_bytes(data[4:8], "big"), ()
+        count, dims = int.from_bytes(data[4:8], "big"), cast(tuple[int, ...], ())
         header = 8
     elif magic == 2051:  # images: magic, count, rows, cols
         if len(data) < 16:

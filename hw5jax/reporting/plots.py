@@ -42,7 +42,7 @@ def plot_curves(
             ax.fill_between(
                 epochs, values.min(0), values.max(0), color=line.get_color(), alpha=0.2, lw=0
             )
-    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.xaxis.get_major_locator().set_params(integer=True)  # type: ignore[call-arg]
     ax.set_xlabel("epoch")
     ax.set_ylabel(ylabel)
     ax.set_title(title)

@@ -57,7 +57,7 @@ class RunDir:
         `config`: a dataclass or mapping of every option that changes results; its `out`
         field, if any, is left out (the directory is where, not what).
         """
-        if dataclasses.is_dataclass(config):
+        if dataclasses.is_dataclass(config) and not isinstance(config, type):
             config = dataclasses.asdict(config)
         config = plain({k: v for k, v in dict(config).items() if k != "out"})
         path = Path(path)
