@@ -70,3 +70,11 @@ def bad_input(capsys):
         return err
 
     return check
+
+
+def pytest_collection_modifyitems(items):
+    """Every test that takes the real MNIST is marked `mnist` (`-m "not mnist"` deselects
+    them; without the data they skip, saying which command fetches it)."""
+    for item in items:
+        if "mnist" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.mnist)
