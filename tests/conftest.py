@@ -29,7 +29,7 @@ def tiny_mnist(n_train: int = 512, n_val: int = 256, n_test: int = 256, seed: in
     return MNIST(*(make_split(rng, n, prototypes) for n in (n_train, n_val, n_test)))
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")  # module-scoped fixtures build on it
 def tiny() -> MNIST:
     return _tiny()
 
@@ -39,7 +39,7 @@ def _tiny() -> MNIST:  # made once for the whole test run
     return tiny_mnist()
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def mnist() -> MNIST:
     """The real MNIST (Nielsen's copy, fetched by `make setup`); tests that use it are marked
     `mnist` and say how to fetch it when it is missing."""
