@@ -15,9 +15,11 @@ from flax import nnx
 from experiments import cnn_mnist
 from hw5jax import data as mnist_data
 from hw5jax.cli import run_main
+from hw5jax.configs.cnn import RECIPES, CNNConfig
 from hw5jax.core.augment import make_augment, random_affine
 from hw5jax.core.train import as_float
 from hw5jax.models.cnn import CNN, conv_as_matmul, max_pool_2x2
+from hw5jax.pipelines.cnn import make_trainer
 
 
 def images(n=8, seed=0):
@@ -155,8 +157,8 @@ def mnist_or_tiny(request):
 
 
 def test_jitted_cnn_step_lowers_the_loss_on_a_fixed_batch(tiny):
-    hp = cnn_mnist.RECIPES["homework"]
-    trainer = cnn_mnist.make_trainer(hp, n_train=len(tiny.train.labels))
+    hp = RECIPES["homework"]
+    trainer = make_trainer(hp, n_train=len(tiny.train.labels))
     state = trainer.init_jit(jnp.uint32(0), {"learning_rate": jnp.float32(1e-3)})
     x, y = jnp.asarray(tiny.train.images[:64]), jnp.asarray(tiny.train.labels[:64])
     step = jax.jit(trainer.train_step)
@@ -172,8 +174,8 @@ def test_jitted_cnn_step_lowers_the_loss_on_a_fixed_batch(tiny):
 def test_best_recipe_trains_a_scanned_epoch(tiny):
     """BatchNorm + dropout + augmentation + schedule through the Trainer's scanned epoch
     (narrow, so it compiles fast): finite, and only training moves BatchNorm's statistics."""
-    hp = {**cnn_mnist.RECIPES["best"], "channels": (8, 16), "hidden": (32,), "batch_size": 32}
-    trainer = cnn_mnist.make_trainer(hp, n_train=96)
+    hp = {**RECIPES["best"], "channels": (8, 16), "hidden": (32,), "batch_size": 32}
+    trainer = make_trainer(hp, n_train=96)
     assert trainer.augment is not None and trainer.schedule is not None
     state = trainer.init_jit(jnp.uint32(0), {"learning_rate": jnp.float32(1e-3)})
     before = jax.tree.map(jnp.copy, state["model_state"])
@@ -226,15 +228,15 @@ def test_normalize_standardises_the_pixels_before_the_first_conv():
 
 
 def test_recipes_are_the_homework_and_overrides_apply():
-    hw = cnn_mnist.CNNConfig(recipe="homework").hparams()
+    hw = CNNConfig(recipe="homework").hparams()
     assert hw["epochs"] == 4 and hw["batch_size"] == 128 and hw["learning_rate"] == 1e-3
     assert hw["channels"] == (32, 64) and hw["hidden"] == (100, 100)
     assert not hw["batch_norm"] and hw["dropout"] == 0 and hw["max_shift"] == 0
     assert hw["weight_init"] == "torch"  # the homework trained in PyTorch
-    best = cnn_mnist.CNNConfig(dropout=0.0, hidden=(64,)).hparams()
+    best = CNNConfig(dropout=0.0, hidden=(64,)).hparams()
     assert best["dropout"] == 0.0 and best["hidden"] == (64,) and best["batch_norm"]
     assert hw["train_on"] == best["train_on"] == "train"  # recorded in results.json hparams
-    assert cnn_mnist.CNNConfig(train_on="train+val").hparams()["train_on"] == "train+val"
+    assert CNNConfig(train_on="train+val").hparams()["train_on"] == "train+val"
 
 
 def test_merge_val_into_train_keeps_every_image_and_holds_nothing_out(tiny):
@@ -250,7 +252,7 @@ def test_merge_val_into_train_keeps_every_image_and_holds_nothing_out(tiny):
 def test_train_plus_val_run_reports_no_validation(tiny, tmp_path, capsys, monkeypatch):
     """--train-on train+val: trains on train + val, evaluates test; the validation history is
     null (nothing held out), not an accuracy on images it trained on."""
-    monkeypatch.setattr(cnn_mnist.mnist_data, "load_mnist", lambda source: tiny)
+    monkeypatch.setattr(mnist_data, "load_mnist", lambda source: tiny)
     out = tmp_path / "cnn"
     run_main(
         cnn_mnist.main,
@@ -272,7 +274,7 @@ def test_train_plus_val_run_reports_no_validation(tiny, tmp_path, capsys, monkey
 
 def test_first_seed_trains_the_same_run_as_that_seed_of_a_longer_list(tiny, tmp_path, monkeypatch):
     """--first-seed 1 --seeds 1 is seed 1 of --seeds 2: more seeds of a recipe, later."""
-    monkeypatch.setattr(cnn_mnist.mnist_data, "load_mnist", lambda source: tiny)
+    monkeypatch.setattr(mnist_data, "load_mnist", lambda source: tiny)
     small = ["--recipe", "homework", "--channels", "4,8", "--hidden", "16", "--epochs", "1"]
     run_main(cnn_mnist.main, [*small, "--seeds", "2", "--out", str(tmp_path / "both")])
     run_main(

@@ -317,14 +317,13 @@ def test_cnn_records_each_seed_and_a_rerun_trains_nothing(mnist, tmp_path, capsy
 @pytest.mark.mnist
 def test_cnn_run_is_not_resumed_under_changed_recipe_defaults(mnist, tmp_path, monkeypatch, capsys):
     from experiments import cnn_mnist
+    from hw5jax.configs.cnn import RECIPES
 
     out = tmp_path / "cnn"
     argv = ["--recipe", "homework", "--quick", "--out", str(out)]
     run_main(cnn_mnist.main, argv)
     # The same command line, but the recipe's default has changed since the run started.
-    monkeypatch.setitem(
-        cnn_mnist.RECIPES, "homework", {**cnn_mnist.RECIPES["homework"], "learning_rate": 3e-3}
-    )
+    monkeypatch.setitem(RECIPES, "homework", {**RECIPES["homework"], "learning_rate": 3e-3})
     with pytest.raises(SystemExit) as exit_info:
         run_main(cnn_mnist.main, argv)
     assert exit_info.value.code == 2

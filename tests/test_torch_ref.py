@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 
 from experiments import cnn_torch
+from hw5jax import data as mnist_data
 from hw5jax.cli import run_main
+from hw5jax.pipelines import cnn as cnn_pipeline
 from hw5jax.reference.pytorch import (
     import_torch,
     torch_accuracy,
@@ -81,7 +83,7 @@ def test_torch_tensors_standardise_like_torchvision(tiny):
 def test_cnn_torch_trains_and_writes_the_cnn_mnist_result_keys(tiny, tmp_path, capsys, monkeypatch):
     """Ten epochs on synthetic digits: the cost falls, the network learns them, and
     results.json has cnn_mnist's keys (so the two compare line by line)."""
-    monkeypatch.setattr(cnn_torch.mnist_data, "load_mnist", lambda source: tiny)
+    monkeypatch.setattr(mnist_data, "load_mnist", lambda source: tiny)
     out = tmp_path / "torch"
     run_main(
         cnn_torch.main, ["--epochs", "10", "--seeds", "2", "--threads", "1", "--out", str(out)]
@@ -124,9 +126,9 @@ def test_cnn_torch_trains_and_writes_the_cnn_mnist_result_keys(tiny, tmp_path, c
 def test_cnn_torch_stops_on_ctrl_c_and_resumes(tiny, tmp_path, capsys, monkeypatch):
     """Ctrl-C during seed 1: exit 130 with how to resume; the rerun keeps seed 0, trains
     seed 1 again, and ends as an uninterrupted run does."""
-    monkeypatch.setattr(cnn_torch.mnist_data, "load_mnist", lambda source: tiny)
+    monkeypatch.setattr(mnist_data, "load_mnist", lambda source: tiny)
     argv = ["--epochs", "2", "--seeds", "2", "--threads", "1"]
-    real = cnn_torch.train_cnn
+    real = cnn_pipeline.train_cnn
 
     def interrupted(torch_, hp, data, seed, on_epoch):
         def press_ctrl_c(epoch, *args):
@@ -136,13 +138,13 @@ def test_cnn_torch_stops_on_ctrl_c_and_resumes(tiny, tmp_path, capsys, monkeypat
 
         return real(torch_, hp, data, seed, press_ctrl_c)
 
-    monkeypatch.setattr(cnn_torch, "train_cnn", interrupted)
+    monkeypatch.setattr(cnn_pipeline, "train_cnn", interrupted)
     with pytest.raises(SystemExit) as stopped:
         run_main(cnn_torch.main, [*argv, "--out", str(tmp_path / "a")])
     assert stopped.value.code == 130
     assert "rerun the same command" in capsys.readouterr().err
     assert sorted(p.name for p in (tmp_path / "a" / "state").iterdir()) == ["seed0.json"]
-    monkeypatch.setattr(cnn_torch, "train_cnn", real)
+    monkeypatch.setattr(cnn_pipeline, "train_cnn", real)
     run_main(cnn_torch.main, [*argv, "--out", str(tmp_path / "a")])
     run_main(cnn_torch.main, [*argv, "--out", str(tmp_path / "b")])
     resumed, straight = (
@@ -166,5 +168,5 @@ def test_cnn_torch_refuses_bad_input_in_one_line(bad_input, tmp_path, argv, mess
 
 
 def test_cnn_torch_without_torch_says_how_to_install_it(bad_input, tmp_path, monkeypatch):
-    monkeypatch.setattr(cnn_torch, "import_torch", lambda threads=None: None)
+    monkeypatch.setattr(cnn_pipeline, "import_torch", lambda threads=None: None)
     bad_input(cnn_torch.main, [], "pip install torch==2.13.0", tmp_path / "out")

@@ -11,10 +11,13 @@ import numpy as np
 import pytest
 
 from experiments import cnn_eval, cnn_mnist
+from hw5jax import data as mnist_data
 from hw5jax.cli import run_main
+from hw5jax.configs.cnn import RECIPES
 from hw5jax.core.augment import TTA_VIEWS, view
 from hw5jax.core.fit import accuracy_on, device_split
 from hw5jax.core.train import as_float
+from hw5jax.pipelines.cnn import make_trainer
 from hw5jax.runs import checkpoint
 
 SMALL = ["--channels", "4,8", "--hidden", "16", "--epochs", "1"]
@@ -48,12 +51,12 @@ def test_named_views():
     assert set(TTA_VIEWS["shift1"]) < set(TTA_VIEWS["shift1grid"])
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture  # as `tiny` (function scope); one test uses it
 def trained(tiny):
     """A small best-recipe CNN after one epoch on the synthetic digits, evaluated in chunks of
     100 (the test split's 256 images: the last chunk padded)."""
-    hp = {**cnn_mnist.RECIPES["best"], "channels": (4, 8), "hidden": (16,), "epochs": 1}
-    trainer = cnn_mnist.make_trainer(hp, n_train=len(tiny.train.labels))
+    hp = {**RECIPES["best"], "channels": (4, 8), "hidden": (16,), "epochs": 1}
+    trainer = make_trainer(hp, n_train=len(tiny.train.labels))
     trainer.eval_batch_size = 100
     state = trainer.init_jit(jnp.uint32(0), {"learning_rate": jnp.float32(3e-3)})
     state, _ = trainer.epoch_jit(state, *device_split(tiny.train))
@@ -89,9 +92,9 @@ def test_tta_evaluation_is_the_mean_softmax_over_the_views(trained, tiny):
 
 
 def test_the_best_recipe_evaluates_with_tta_and_cnn_eval_agrees(tiny, tmp_path, monkeypatch):
-    monkeypatch.setattr(cnn_mnist.mnist_data, "load_mnist", lambda source: tiny)
-    assert cnn_mnist.RECIPES["best"]["tta"] == "shift1rot5"
-    assert cnn_mnist.RECIPES["homework"]["tta"] == "none"
+    monkeypatch.setattr(mnist_data, "load_mnist", lambda source: tiny)
+    assert RECIPES["best"]["tta"] == "shift1rot5"
+    assert RECIPES["homework"]["tta"] == "none"
     run = tmp_path / "run"
     run_main(cnn_mnist.main, [*SMALL, "--seeds", "2", "--out", str(run)])
     results = json.loads((run / "results.json").read_text())
@@ -100,7 +103,7 @@ def test_the_best_recipe_evaluates_with_tta_and_cnn_eval_agrees(tiny, tmp_path, 
 
     # The recorded test accuracy is the restored model's with the views, not without.
     hp = results["hparams"]
-    trainer = cnn_mnist.make_trainer(hp, n_train=len(tiny.train.labels))
+    trainer = make_trainer(hp, n_train=len(tiny.train.labels))
     views = TTA_VIEWS["shift1rot5"]
     with_tta, plain = {"val": [], "test": []}, {"val": [], "test": []}
     for seed in (0, 1):
@@ -116,7 +119,7 @@ def test_the_best_recipe_evaluates_with_tta_and_cnn_eval_agrees(tiny, tmp_path, 
     assert [v[-1] for v in results["history"]["val_accuracy"]] == pytest.approx(plain["val"])
     assert with_tta != plain  # the views change some predictions of these weak models
 
-    monkeypatch.setattr(cnn_eval.mnist_data, "load_mnist", lambda source: tiny)
+    monkeypatch.setattr(mnist_data, "load_mnist", lambda source: tiny)
     out = tmp_path / "eval"
     run_main(cnn_eval.main, [str(run), "--out", str(out)])
     evaluated = json.loads((out / "results.json").read_text())
@@ -129,13 +132,13 @@ def test_the_best_recipe_evaluates_with_tta_and_cnn_eval_agrees(tiny, tmp_path, 
 
 
 def test_tta_none_tests_with_the_plain_forward_pass(tiny, tmp_path, monkeypatch):
-    monkeypatch.setattr(cnn_mnist.mnist_data, "load_mnist", lambda source: tiny)
+    monkeypatch.setattr(mnist_data, "load_mnist", lambda source: tiny)
     run = tmp_path / "run"
     run_main(cnn_mnist.main, [*SMALL, "--seeds", "1", "--tta", "none", "--out", str(run)])
     results = json.loads((run / "results.json").read_text())
     assert results["hparams"]["tta"] == "none"
     hp = results["hparams"]
-    trainer = cnn_mnist.make_trainer(hp, n_train=len(tiny.train.labels))
+    trainer = make_trainer(hp, n_train=len(tiny.train.labels))
     state, _ = checkpoint.restore(run / "checkpoints" / "best_seed0", like=trainer.abstract_state())
     assert results["test_accuracy"] == [accuracy_on(trainer, state, tiny.test)]
     assert "test-time augmentation" not in (run / "table.md").read_text()
