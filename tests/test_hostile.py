@@ -229,13 +229,25 @@ def test_the_data_command_refuses_a_foreign_pickle_unexecuted(tmp_path, capsys):
 
 
 def test_theory_checks_refuses_bad_data_before_any_work(tmp_path, bad_input, monkeypatch):
-    from hw5jax import theory
+    from hw5jax.theory import (
+        conv_backprop,
+        hyperparameter_gradients,
+        momentum,
+        sigmoid_gain,
+        unstable_gradients,
+    )
 
     def must_not_run(*_a, **_k):
         raise AssertionError("measured before --data was checked")
 
-    for name in ("measure_2_2", "measure_2_1", "measure_2_3", "measure_5_1", "measure_1_1"):
-        monkeypatch.setattr(theory, name, must_not_run)
+    for module, name in (
+        (sigmoid_gain, "measure_sigmoid_gain"),
+        (unstable_gradients, "measure_unstable_gradients"),
+        (momentum, "measure_momentum_quadratic"),
+        (conv_backprop, "measure_conv_backprop"),
+        (hyperparameter_gradients, "measure_hypergradients"),
+    ):
+        monkeypatch.setattr(module, name, must_not_run)
     marker = tmp_path / "payload-ran"
     evil = evil_pickle(tmp_path / "evil.pkl.gz", marker)
     bad_input(theory_checks.main, ["--data", str(evil)], "refused global", tmp_path / "out")

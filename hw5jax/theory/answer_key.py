@@ -1,0 +1,148 @@
+"""theory.md, the answer key to Problems 1, 2 and 5.1: `answer_key.md.j2` rendered with Jinja2.
+
+The template holds the prose; this module hands it the measured results and the few numbers
+derived from them (spreads, medians, the tail-off epoch, ...), never formatted text.
+
+    text = render_answer_key(results, checks, argv, wall_seconds)
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import numpy as np
+
+from hw5jax.theory.checks import Check, is_heuristic
+from hw5jax.theory.hyperparameter_gradients import HypergradientResult
+from hw5jax.theory.l2_decay import L2DecayResult, decay_per_epoch, tail_off_epoch
+from hw5jax.theory.momentum import MomentumMLPResult, MomentumQuadraticResult, polyak_optimum
+
+TEMPLATE = "answer_key.md.j2"
+
+
+def table_cell(value: Any) -> str:
+    """One value as a markdown table cell (and as the summary line shows it): floats to six
+    significant digits, anything else as text with its `|` escaped."""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value).replace("|", "\\|")
+
+
+def sign_change(r: HypergradientResult) -> tuple[float, float]:
+    """Problem 1.1(ii): the grid interval of λ where d(validation)/dλ first changes sign."""
+    i = np.flatnonzero(np.diff(np.sign(r.d_val)) != 0)
+    return (float(r.lams[i[0]]), float(r.lams[i[0] + 1])) if i.size else (math.nan, math.nan)
+
+
+def layer_levels(r: L2DecayResult, tail: int | None) -> list[dict[str, float]]:
+    """Problem 1.2(c): each weight matrix's RMS at the tail-off epoch (the last epoch if it never
+    tails off) against the "new" initialisation scale 1/√n_in: {rms, init, ratio} per layer."""
+    e = tail if tail is not None else -1
+    return [
+        {
+            "rms": r.layer_rms[e, i],
+            "init": 1 / math.sqrt(n_in),
+            "ratio": r.layer_rms[e, i] * math.sqrt(n_in),
+        }
+        for i, n_in in enumerate(r.layers[:-1])
+    ]
+
+
+def final_costs(r: MomentumMLPResult) -> list[tuple[float, float | None]]:
+    """Problem 2.3 on the MLP: (mu, last epoch's training cost), None where the run diverged."""
+    out = []
+    for mu in r.mus:
+        cost = r.train_cost[mu][-1]
+        out.append((mu, None if (r.diverged[mu] or not math.isfinite(cost)) else cost))
+    return out
+
+
+def answer_key_values(
+    results: dict, checks: dict[str, list[Check]], argv: list[str], wall_seconds: float
+) -> dict[str, Any]:
+    """What the template reads: each problem's result (keyed by its name in the template) and
+    the numbers derived from them. `results` and `checks` are keyed by problem ("1.1", ...,
+    "2.3mlp" for 2.3 on the MLP; `checks["2.3"]` holds both halves of 2.3)."""
+    hyper: HypergradientResult = results["1.1"]
+    l2: L2DecayResult = results["1.2"]
+    quadratic: MomentumQuadraticResult = results["2.3"]
+    chain = results["2.1"]
+    conv = results["5.1"]
+    exact, approx = decay_per_epoch(l2.eta, l2.lam, l2.n, l2.m)
+    tail = tail_off_epoch(l2)
+    polyak_mu, polyak_rate = polyak_optimum(quadratic.kappa)
+    above_one = (quadratic.mus[:, None] > 1) & (quadratic.eta_hs[None, :] > 0)
+    return {
+        "command": ("python -m experiments.theory_checks " + " ".join(argv)).strip(),
+        "wall_seconds": wall_seconds,
+        "checks": checks,
+        # Problem 1.1
+        "hyper": hyper,
+        "smallest_train_hypergradient": min(hyper.d_train_C.min(), hyper.d_train_C0.min()),
+        "sign_change": sign_change(hyper),
+        "plain_gd_spread": float(np.ptp(hyper.eta_descent_final[hyper.betas == 0][0])),
+        "eta_descent_spread": float(
+            np.ptp(hyper.eta_descent_final[hyper.betas >= 0.05], axis=1).max()
+        ),
+        "working_betas": [float(b) for b in hyper.betas[hyper.betas >= 0.05]],
+        # Problem 1.2
+        "l2": l2,
+        "l2_epochs": len(l2.rms) - 1,
+        "decay_exact": exact,
+        "decay_approx": approx,
+        "shrink": list(l2.rms[1:] / l2.rms[:-1]),  # a list: Jinja tests truth
+        "early_deviation_percent": 100
+        * float(np.max(np.abs(l2.rms[1:3] / l2.rms[:2] / approx - 1))),
+        "tail": tail,
+        "level": l2.rms[tail] if tail is not None else l2.rms[-1],
+        "target": 1 / math.sqrt(l2.n_weights),
+        "layer_levels": layer_levels(l2, tail),
+        # Problem 2.1
+        "chain": chain,
+        "first_vs_last_log10": np.median(
+            chain.vanish_log10_grad[:, 0] - chain.vanish_log10_grad[:, -1]
+        ),
+        # Problem 2.2
+        "gain": results["2.2"],
+        "width_bs": list(map(float, results["2.2"].width_b)),
+        # Problem 2.3
+        "quadratic": quadratic,
+        "rho_min_above_one": quadratic.rho[above_one].min(),
+        "plain_gd_rate": (quadratic.kappa - 1) / (quadratic.kappa + 1),
+        "polyak_mu": polyak_mu,
+        "polyak_rate": polyak_rate,
+        "mlp": results["2.3mlp"],
+        "mlp_final_costs": final_costs(results["2.3mlp"]),
+        # Problem 5.1
+        "conv": conv,
+        "homework_median_error": np.median(conv.homework_rel_err),
+        "overwrite_median_error": np.median(conv.overwrite_rel_err[conv.shared_argmax]),
+    }
+
+
+def environment() -> jinja2.Environment:
+    """The Jinja2 environment of the answer key: no HTML escaping (it is markdown), undefined
+    names are errors, `fmt` is Python's format(value, spec), `cell` is `table_cell`."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(Path(__file__).parent),
+        autoescape=False,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["fmt"] = format
+    env.filters["cell"] = table_cell
+    env.tests["heuristic"] = is_heuristic
+    return env
+
+
+def render_answer_key(
+    results: dict, checks: dict[str, list[Check]], argv: list[str], wall_seconds: float
+) -> str:
+    """theory.md for this run: `argv` as given on the command line, `wall_seconds` its time."""
+    template = environment().get_template(TEMPLATE)
+    return template.render(answer_key_values(results, checks, argv, wall_seconds))
