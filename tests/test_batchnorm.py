@@ -8,15 +8,17 @@ import pytest
 
 from experiments import batchnorm
 from hw5jax.cli import run_main
+from hw5jax.configs.batchnorm import BatchnormConfig
+from hw5jax.reporting.batchnorm import epochs_to
 
 
 def test_epochs_to_target():
-    assert batchnorm.epochs_to([0.9, 0.969, 0.97, 0.99]) == 3
-    assert batchnorm.epochs_to([0.9, 0.95]) is None
+    assert epochs_to([0.9, 0.969, 0.97, 0.99]) == 3
+    assert epochs_to([0.9, 0.95]) is None
 
 
 def test_default_grid_holds_the_homeworks_rate_and_is_log_spaced():
-    grid = batchnorm.BatchnormConfig().lr_grid
+    grid = BatchnormConfig().lr_grid
     assert 2.0 in grid and len(grid) >= 6
     ratios = {round(b / a, 9) for a, b in zip(grid, grid[1:], strict=False)}
     assert len(ratios) == 1
