@@ -1,4 +1,4 @@
-"""Hostile and broken inputs across the command lines (issue 7): each one ends as one `error:`
+"""Hostile and broken inputs across the command lines: each one ends as one `error:`
 line and exit code 2, leaves nothing behind (no temporary files, no half-written checkpoint,
 no output directory), and shows a traceback only with `--debug`.
 
@@ -556,7 +556,7 @@ def test_save_when_writes_fail_with_efbig_unprivileged(tmp_path):
         "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
         "resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))\n"
         "import numpy as np\n"
-        "from hw5jax import checkpoint\n"
+        "from hw5jax.runs import checkpoint\n"
         "noise = np.random.default_rng(0).standard_normal(200_000).astype(np.float32)\n"
         "try:\n"
         "    checkpoint.save(sys.argv[1], {'w': noise})\n"
@@ -590,7 +590,7 @@ def test_random_reference_on_a_full_disk(tiny_disk, tmp_path, bad_input):
 
 def _ends_with_one_error_line(code, err: str, message: str) -> None:
     """A run that failed after training started: its progress bar precedes the error (on the
-    bar's line, as experiments/cnn_mnist.py leaves it unclosed: see the issue 7 report)."""
+    bar's line: the CNN pipeline's bar is not closed before the error is printed)."""
     assert code == 2, err
     assert "Traceback" not in err and "ERROR:" not in err, err
     assert err.count("error: ") == 1, err
