@@ -8,9 +8,10 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from typing import cast
 
 from hw5jax.alexnet import convert as conversion
-from hw5jax.alexnet.images import denormalize, load_image
+from hw5jax.alexnet.images import Fit, denormalize, load_image
 from hw5jax.alexnet.readout import conv1_figure, reader, weights_notice
 from hw5jax.configs.alexnet import ConvertConfig, ReadoutConfig
 from hw5jax.errors import ConfigError
@@ -44,10 +45,11 @@ def convert(config: ConvertConfig) -> None:
 
     out = Path(config.out)
     check_out(out)
-    state_dict = conversion.load_torch_state_dict(config.model)
-    conversion.check_state_dict(state_dict, source=config.model)
+    model = str(config.model)  # ConvertConfig: given whenever no reference is asked for
+    state_dict = conversion.load_torch_state_dict(model)
+    conversion.check_state_dict(state_dict, source=model)
     params = conversion.convert_state_dict(state_dict)
-    meta = conversion.provenance(config.model)
+    meta = conversion.provenance(model)
     conversion.save_params(out, params, meta)
     print(f"converted {config.model} (sha256 {meta['sha256'][:16]}...) -> {out}")
     if not meta["pretrained"]:
@@ -66,7 +68,7 @@ def readout(config: ReadoutConfig) -> Path:
 
     # Everything that can fail on bad input happens before anything is written.
     # (images first: they are cheap to check, the 240 MB of weights are not).
-    inputs = [load_image(p, config.size, config.fit) for p in config.images]
+    inputs = [load_image(p, config.size, cast(Fit, config.fit)) for p in config.images]
     params, meta = conversion.restore_params(config.weights)
     notice = weights_notice(meta)
     if notice:

@@ -231,7 +231,9 @@ def run_cnn_torch(config: TorchCNNConfig) -> dict:
             return record
 
         done_seeds = [
-            run_dir.stage(f"seed{s}", lambda s=s: one(s), on_skip=lambda: bar.skip(hp["epochs"]))
+            run_dir.stage(
+                f"seed{s}", functools.partial(one, s), on_skip=lambda: bar.skip(hp["epochs"])
+            )
             for s in seeds
         ]
     return report(
@@ -277,9 +279,10 @@ def checkpoints_of(run: Path) -> list[Path]:
 
 
 def _summary(values: list[float | None]) -> dict:
-    if any(v is None for v in values):
+    present = [v for v in values if v is not None]
+    if len(present) < len(values):
         return {"per_seed": None, "mean": None, "std": None}
-    return {"per_seed": values, "mean": float(np.mean(values)), "std": float(np.std(values))}
+    return {"per_seed": present, "mean": float(np.mean(present)), "std": float(np.std(present))}
 
 
 def run_cnn_eval(config: EvalConfig) -> dict:

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
+from typing import Any
 
 from hw5jax.reporting.plots import plot_curves
 
 # Problem 3.1's figures: the training cost (log scale) and the validation accuracy per epoch.
-SWEEP_FIGURES = (
+SWEEP_FIGURES: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("train_cost", "training cost (cross-entropy)", {"logy": True}),
     ("val_accuracy", "validation accuracy", {}),
 )

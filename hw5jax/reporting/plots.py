@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from typing import Any
 
 import matplotlib
 
@@ -15,7 +16,7 @@ from hw5jax.runs.files import save_figure  # noqa: E402
 
 
 def plot_curves(
-    curves: Mapping[str, np.ndarray],
+    curves: Mapping[str, Any],
     *,
     ylabel: str,
     title: str,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
@@ -25,7 +27,7 @@ class Progress:
         )
         self.done: dict[str, int] = {}  # last epoch seen per stage (a resumed one jumps)
 
-    def __call__(self, stage: str, epoch: int, metrics: dict[str, np.ndarray]) -> None:
+    def __call__(self, stage: str, epoch: int, metrics: Mapping[str, Any]) -> None:
         """`metrics`: this epoch's val_accuracy (NaN when nothing is held out: then the
         training cost is shown, if given) and train_cost, per run."""
         self.bar.set_description(stage)

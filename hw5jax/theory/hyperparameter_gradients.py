@@ -21,6 +21,7 @@ from hw5jax.theory.checks import Check, float64
 from hw5jax.theory.sigmoid import sigmoid_np
 
 Array = jax.Array
+ArrayLike = jax.typing.ArrayLike
 
 
 # A problem small enough to unroll and differentiate end to end: logistic regression (one
@@ -59,14 +60,14 @@ def cross_entropy(params: tuple[Array, Array], x: Array, y: Array) -> Array:
     return jnp.mean(y * jax.nn.softplus(-z) + (1 - y) * jax.nn.softplus(z))
 
 
-def regularized_cost(params: tuple[Array, Array], lam: Array, x: Array, y: Array) -> Array:
+def regularized_cost(params: tuple[Array, Array], lam: ArrayLike, x: Array, y: Array) -> Array:
     """C = C0 + (lam / 2n) Σ w²   (biases not penalised; n = number of training examples)."""
     n = x.shape[0]
     return cross_entropy(params, x, y) + lam / (2 * n) * jnp.sum(params[0] ** 2)
 
 
 def unrolled_training(
-    lam: Array, eta: Array, x: Array, y: Array, steps: int
+    lam: ArrayLike, eta: ArrayLike, x: Array, y: Array, steps: int
 ) -> tuple[Array, Array]:
     """`steps` full-batch gradient-descent steps on C from w = 0, b = 0, as one differentiable
     function of (lam, eta):  w <- (1 - eta lam / n) w - eta ∂C0/∂w,  b <- b - eta ∂C0/∂b."""
@@ -80,7 +81,7 @@ def unrolled_training(
 
 
 def costs_after_training(
-    lam: Array, eta: Array, data: Classification, steps: int
+    lam: ArrayLike, eta: ArrayLike, data: Classification, steps: int
 ) -> dict[str, Array]:
     """After `steps` steps with this lam: the regularised training cost C, the plain training
     cross-entropy C0 and the validation cross-entropy."""
@@ -109,7 +110,7 @@ def hypergradient_descent_lam(
 
 
 def hypergradient_descent_eta(
-    eta0: Array, beta: Array, lam: Array, x: Array, y: Array, steps: int
+    eta0: ArrayLike, beta: ArrayLike, lam: ArrayLike, x: Array, y: Array, steps: int
 ) -> tuple[Array, Array, Array]:
     """Gradient descent on C = C0 + lam/(2n) Σw² whose learning rate is itself learned by
     hypergradient descent (Baydin et al. 2018, multiplicative form). With g_t = ∇C(θ_t),
@@ -142,7 +143,7 @@ def hypergradient_descent_eta(
     return costs[-1], costs, etas
 
 
-def minimum_by_newton(lam: Array, x: Array, y: Array, iters: int = 30) -> Array:
+def minimum_by_newton(lam: ArrayLike, x: Array, y: Array, iters: int = 30) -> Array:
     """min over (w, b) of C = C0 + lam/(2n) Σw², by Newton's method with jax.hessian
     (C is strictly convex for lam > 0)."""
 

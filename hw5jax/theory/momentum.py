@@ -20,6 +20,7 @@ import numpy as np
 from hw5jax.theory.checks import Check, float64
 
 Array = jax.Array
+ArrayLike = jax.typing.ArrayLike
 
 
 def momentum_step(state: Array, eta: Array, mu: Array, h: Array) -> Array:
@@ -30,7 +31,7 @@ def momentum_step(state: Array, eta: Array, mu: Array, h: Array) -> Array:
     return jnp.stack([w + v_new, v_new])
 
 
-def iteration_matrix(eta: Array, mu: Array, h: Array) -> Array:
+def iteration_matrix(eta: ArrayLike, mu: ArrayLike, h: ArrayLike) -> Array:
     """The step is linear in (w, v); its matrix, by jax.jacobian:
     A = [[1 - eta h, mu], [-eta h, mu]],   det A = mu,  tr A = 1 + mu - eta h.  -> [2, 2]"""
     return jax.jacobian(momentum_step)(jnp.zeros(2), eta, mu, h)
@@ -137,10 +138,11 @@ def measure_momentum_quadratic(
     eta_hs = np.linspace(0.0, 4.5, n_eta)
     with float64():
         mm, ee = np.meshgrid(mus, eta_hs, indexing="ij")
-        mats = jax.vmap(iteration_matrix, in_axes=(0, 0, None))(
-            jnp.asarray(ee.ravel()), jnp.asarray(mm.ravel()), 1.0
+        mats = np.asarray(
+            jax.vmap(iteration_matrix, in_axes=(0, 0, None))(
+                jnp.asarray(ee.ravel()), jnp.asarray(mm.ravel()), 1.0
+            )
         )
-        mats = np.asarray(mats)
         analytic = np.stack(
             [np.stack([1 - ee.ravel(), mm.ravel()], -1), np.stack([-ee.ravel(), mm.ravel()], -1)],
             -2,

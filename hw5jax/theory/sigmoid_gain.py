@@ -21,6 +21,7 @@ from hw5jax.theory.checks import Check, float64
 from hw5jax.theory.sigmoid import sigmoid, sigmoid_prime
 
 Array = jax.Array
+ArrayLike = jax.typing.ArrayLike
 
 
 def newton(f: Callable[[Array], Array], x0: Array, steps: int = 40) -> Array:
@@ -29,12 +30,12 @@ def newton(f: Callable[[Array], Array], x0: Array, steps: int = 40) -> Array:
     return jax.jit(lambda x0: jax.lax.fori_loop(0, steps, lambda _, x: x - f(x) / df(x), x0))(x0)
 
 
-def gain(a: Array, w: Array, b: Array) -> Array:
+def gain(a: ArrayLike, w: ArrayLike, b: ArrayLike) -> Array:
     """The factor a gradient picks up crossing one sigmoid neuron: |w σ'(wa + b)|."""
     return jnp.abs(w * sigmoid_prime(w * a + b))
 
 
-def width_formula(w: Array) -> Array:
+def width_formula(w: ArrayLike) -> Array:
     """Problem 2.2(b): width of {a : |w σ'(wa+b)| >= 1}, for |w| >= 4:
 
     (2/|w|) ln( |w| (1 + sqrt(1 - 4/|w|)) / 2 - 1 )
