@@ -9,15 +9,38 @@ import math
 import pytest
 
 from experiments import benchmark
-from hw5jax.cli import run_main
+from hw5jax.bench.cases import REGISTRY
+from hw5jax.bench.networks import MLP_NETWORK, cnn_example_flops, mlp_example_flops
+from hw5jax.cli import build_parser, run_main
+from hw5jax.configs.benchmark import CASE_CHOICES, BenchmarkConfig
+
+CASES = BenchmarkConfig().cases  # what runs when no cases are named
 
 
-def test_work_counts_match_the_issue():
+def test_work_counts_match_the_stated_budget():
     steps = 50_000 // 128
-    mlp = benchmark.mlp_example_flops() * steps * 128
-    cnn = benchmark.cnn_example_flops() * steps * 128
+    mlp = mlp_example_flops() * steps * 128
+    cnn = cnn_example_flops() * steps * 128
     assert mlp == pytest.approx(19e9, rel=0.01)  # "an MLP epoch is about 19 GFLOP"
     assert cnn == pytest.approx(3.2e12, rel=0.02)  # "a CNN epoch about 3.2 TFLOP"
+
+
+def test_the_registry_holds_every_case_the_command_line_names():
+    assert set(CASES) <= set(CASE_CHOICES)
+    assert list(CASE_CHOICES) == list(REGISTRY)
+    for name in CASE_CHOICES:
+        case = REGISTRY[name]
+        assert case.name == name and callable(case.measure), name
+        assert case.is_probe or case.target > 0, name
+    assert [name for name in CASES if REGISTRY[name].is_probe] == []
+    assert BenchmarkConfig(cases=CASE_CHOICES).cases == CASE_CHOICES
+    help_text = " ".join(build_parser(BenchmarkConfig).format_help().split())
+    assert f"cases to run, of {', '.join(REGISTRY)}" in help_text
+
+
+def test_an_unknown_case_is_one_error_line(tmp_path, bad_input):
+    line = bad_input(benchmark.main, ["--cases", "cnn_epochs"], "unknown case", tmp_path / "out")
+    assert line == f"error: --cases: unknown case 'cnn_epochs'; use {', '.join(REGISTRY)}"
 
 
 @pytest.mark.parametrize(
@@ -25,6 +48,7 @@ def test_work_counts_match_the_issue():
     [
         (["--cases", "mlp_epoch_sgd,resnet"], "unknown case 'resnet'"),
         (["--repeats", "0"], "--repeats 0: must be at least 1"),
+        (["--steps", "100000", "--data", "synthetic"], "synthetic data hold one epoch, 390 steps"),
     ],
 )
 def test_bad_input_is_one_line(argv, message, tmp_path, bad_input):
@@ -39,8 +63,8 @@ def test_quick_run_writes_the_contract_and_both_sides_agree(tmp_path, capsys):
     results = json.loads((out / "results.json").read_text())
 
     assert results["experiment"] == "benchmark" and results["data"] == "synthetic"
-    assert list(results["cases"]) == list(benchmark.CASES)
-    assert set(results["compile_s"]) == set(results["achieved_gflops"]) == set(benchmark.CASES)
+    assert list(results["cases"]) == list(CASES)
+    assert set(results["compile_s"]) == set(results["achieved_gflops"]) == set(CASES)
     for case, r in results["cases"].items():
         assert r["hw5jax_s"] > 0 and r["torch_s"] > 0, case
         assert r["ratio"] == pytest.approx(r["torch_s"] / r["hw5jax_s"])
@@ -61,7 +85,7 @@ def test_quick_run_writes_the_contract_and_both_sides_agree(tmp_path, capsys):
     # divides by sqrt(v), so its parameters agree a little less tightly than SGD's).
     for case, param_tol in (("mlp_epoch_sgd", 1e-6), ("mlp_epoch_adam", 1e-4)):
         p = results["cases"][case]["parity"]
-        assert p["steps"] == benchmark.PARITY_STEPS["mlp"]
+        assert p["steps"] == MLP_NETWORK.parity_steps
         assert math.isclose(p["hw5jax_cost"], p["torch_cost"], rel_tol=1e-5), p
         assert p["max_param_diff"] <= param_tol, p
         assert p["max_rel_grad_diff"] <= 1e-5, p

@@ -1,7 +1,7 @@
 """The homework's way, written plainly in PyTorch: its networks as `torch.nn` modules and its
 training loop (eager, `torch.optim`, a shuffled index loop over in-memory float tensors).
 
-Used by `experiments.benchmark` (the speed comparison, hw5jax's weights loaded into the torch
+Used by `hw5jax.bench` (the speed comparison, hw5jax's weights loaded into the torch
 modules) and `experiments.cnn_torch` (the homework's CNN recipe trained in PyTorch from
 PyTorch's own initialisation, the reference for what that recipe scores). torch is optional:
 `pip install torch==2.13.0` (a CPU build); `import_torch` returns None without it.
