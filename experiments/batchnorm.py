@@ -9,7 +9,7 @@ Writes OUT/results.json, val_accuracy.png, table.md and OUT/checkpoints/<variant
 
 The grids are split over every visible device; started once per host with
 JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and JAX_PROCESS_ID set (or HW5JAX_DISTRIBUTED=1
-under SLURM), over the devices of all hosts (hw5jax/core/sharding.py; README).
+under SLURM), over the devices of all hosts (hw5jax/core/sharding.py; docs/scaling.md).
 """
 
 from __future__ import annotations

@@ -45,7 +45,7 @@ def one_device_per_core() -> int:
 
     A sweep's matmuls (batch 128, 100 hidden units) are too small to gain much from splitting
     each one over two threads; two independent programs, one per core, go faster (measured:
-    README, "speed"). Only for experiments whose work is stacks of runs: a single run would
+    docs/performance.md). Only for experiments whose work is stacks of runs: a single run would
     use one core. Must be called before JAX starts (the first computation); later, or when
     XLA_FLAGS already sets a device count, it changes nothing. Returns the devices requested
     (0 if XLA_FLAGS chose, or JAX had started with another count).

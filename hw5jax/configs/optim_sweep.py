@@ -50,7 +50,7 @@ class SweepConfig(MLPConfig):
     lam: float = option(
         5.0, "L2 strength lambda: cost + lambda/(2n) * sum w^2 (5: Nielsen's ch. 3)", minimum=0
     )
-    prune_at: int = prune_at_field(5)  # 5, not 10: the 3-minute budget (README)
+    prune_at: int = prune_at_field(5)  # 5, not 10: the 3-minute budget (docs/optimizers.md)
     sgd_grid: tuple[float, ...] = _grid((0.01, 0.03, 0.1, 0.3, 1.0, 3.0), "SGD learning rates")
     momentum_grid: tuple[float, ...] = _grid(
         (0.001, 0.003, 0.01, 0.03, 0.1, 0.3), "momentum learning rates"

@@ -1,7 +1,7 @@
 """Validation selects, test reports: tune one optimizer on a grid, retrain the best setting
 for every seed, evaluate each final model once on the test split.
 
-The result is one entry of `results.json["optimizers"]` (DESIGN.md's contract):
+The result is one entry of `results.json["optimizers"]` (docs/results-format.md):
     {"grid": [{"hparams", "val_accuracy", "diverged"}], "selected": {...},
      "test_accuracy": [per seed], "test_accuracy_mean", "test_accuracy_std",
      "history": {"train_cost": [[per epoch] per seed], "val_accuracy": [[...]]},
