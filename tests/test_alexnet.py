@@ -92,7 +92,13 @@ def _jax_outputs(params, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 # 224 and 227 reach the 6x6 adaptive pool with a 6x6 map (the pool is the identity); 256 and
 # 320 reach it with 7x7 and 9x9 (overlapping bins of unequal size).
 @pytest.mark.parametrize(
-    "size,photo", [(224, "grace_hopper"), (227, "chelsea"), (256, "coffee"), (320, "astronaut")]
+    "size,photo",
+    [
+        pytest.param(224, "grace_hopper", marks=pytest.mark.slow),
+        (227, "chelsea"),
+        pytest.param(256, "coffee", marks=pytest.mark.slow),
+        pytest.param(320, "astronaut", marks=pytest.mark.slow),
+    ],
 )
 def test_parity_with_pytorch(reference, restored, photos, size, photo, cli_procs):
     # (cli_procs: the command-line runs start here, to run while parity is checked.)

@@ -55,6 +55,7 @@ def test_bad_input_is_one_line(argv, message, tmp_path, bad_input):
     bad_input(benchmark.main, argv, message, tmp_path / "out")
 
 
+@pytest.mark.slow
 def test_quick_run_writes_the_contract_and_both_sides_agree(tmp_path, capsys):
     pytest.importorskip("torch", reason="the PyTorch side needs torch==2.13.0 ([test] extra)")
     out = tmp_path / "bench"

@@ -290,6 +290,7 @@ def test_first_seed_trains_the_same_run_as_that_seed_of_a_longer_list(tiny, tmp_
 
 
 @pytest.mark.mnist
+@pytest.mark.slow
 def test_quick_run_writes_the_contracted_results(mnist, tmp_path, capsys):
     out = tmp_path / "cnn"
     run_main(cnn_mnist.main, ["--recipe", "homework", "--quick", "--out", str(out)])

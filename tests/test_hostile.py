@@ -52,6 +52,9 @@ ENV = {**os.environ, "PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu"}
 NON_UTF8 = os.fsdecode(b"caf\xe9-\xff")  # Latin-1 "café" and a byte no encoding decodes
 
 
+pytestmark = pytest.mark.slow  # the long tier: hostile inputs across every command line
+
+
 # ---------------------------------------------------------------------------- helpers
 
 

@@ -246,6 +246,7 @@ def _results(out: Path) -> dict:
     }
 
 
+@pytest.mark.slow
 @pytest.mark.mnist
 def test_sweep_killed_at_random_points_resumes_to_the_same_results(mnist, tmp_path):
     """A real interruption: the process is SIGKILLed (mid-epoch, mid-checkpoint, wherever
@@ -279,6 +280,7 @@ def test_sweep_killed_at_random_points_resumes_to_the_same_results(mnist, tmp_pa
     assert not list(out.rglob("*.tmp")), "a temporary file was left behind"
 
 
+@pytest.mark.slow
 @pytest.mark.mnist
 def test_ctrl_c_exits_cleanly_and_says_how_to_resume(mnist, tmp_path):
     out = tmp_path / "sweep"
@@ -298,6 +300,7 @@ def test_ctrl_c_exits_cleanly_and_says_how_to_resume(mnist, tmp_path):
     assert os.path.isfile(out / "results.json")
 
 
+@pytest.mark.slow
 @pytest.mark.mnist
 def test_cnn_records_each_seed_and_a_rerun_trains_nothing(mnist, tmp_path, capsys):
     from experiments import cnn_mnist
@@ -314,6 +317,7 @@ def test_cnn_records_each_seed_and_a_rerun_trains_nothing(mnist, tmp_path, capsy
     assert (out / "results.json").read_text() == first
 
 
+@pytest.mark.slow
 @pytest.mark.mnist
 def test_cnn_run_is_not_resumed_under_changed_recipe_defaults(mnist, tmp_path, monkeypatch, capsys):
     from experiments import cnn_mnist

@@ -12,6 +12,8 @@ import textwrap
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow  # the long tier: several processes and devices, each a fresh JAX
+
 SCRIPT = textwrap.dedent("""
     import functools, jax, numpy as np
     from hw5jax.models.mlp import MLP
@@ -90,6 +92,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.usefixtures("mnist")  # both processes train on the real MNIST
 def test_a_sweep_run_as_two_processes_equals_one_process(tmp_path):
     """The same command as two processes of a "cluster" (jax.distributed over gloo, one CPU
     device each) trains what one process with two devices trains, and writes one set of

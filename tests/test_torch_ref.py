@@ -80,6 +80,7 @@ def test_torch_tensors_standardise_like_torchvision(tiny):
     np.testing.assert_allclose(x.numpy(), (raw - 0.1307) / 0.3081, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_cnn_torch_trains_and_writes_the_cnn_mnist_result_keys(tiny, tmp_path, capsys, monkeypatch):
     """Ten epochs on synthetic digits: the cost falls, the network learns them, and
     results.json has cnn_mnist's keys (so the two compare line by line)."""
@@ -123,6 +124,7 @@ def test_cnn_torch_trains_and_writes_the_cnn_mnist_result_keys(tiny, tmp_path, c
     assert "already finished" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_cnn_torch_stops_on_ctrl_c_and_resumes(tiny, tmp_path, capsys, monkeypatch):
     """Ctrl-C during seed 1: exit 130 with how to resume; the rerun keeps seed 0, trains
     seed 1 again, and ends as an uninterrupted run does."""

@@ -63,6 +63,7 @@ def trained(tiny):
     return trainer, state
 
 
+@pytest.mark.slow
 def test_tta_evaluation_is_the_mean_softmax_over_the_views(trained, tiny):
     trainer, state = trained
     x, y = device_split(tiny.test)
@@ -91,6 +92,7 @@ def test_tta_evaluation_is_the_mean_softmax_over_the_views(trained, tiny):
     np.testing.assert_allclose(one["cost"], plain["cost"], rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_the_best_recipe_evaluates_with_tta_and_cnn_eval_agrees(tiny, tmp_path, monkeypatch):
     monkeypatch.setattr(mnist_data, "load_mnist", lambda source: tiny)
     assert RECIPES["best"]["tta"] == "shift1rot5"
