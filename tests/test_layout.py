@@ -10,6 +10,22 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+# The floors of hw5jax, lowest first: a module imports only from its own floor or below.
+FLOORS = (
+    ("hw5jax.errors",),
+    ("hw5jax.core", "hw5jax.models", "hw5jax.data"),
+    (
+        "hw5jax.runs",
+        "hw5jax.reporting",
+        "hw5jax.theory",
+        "hw5jax.alexnet",
+        "hw5jax.reference",
+        "hw5jax.bench",
+    ),
+    ("hw5jax.configs",),
+    ("hw5jax.pipelines",),
+    ("hw5jax.cli",),
+)
 MAX_MODULE_LINES = 500
 MAX_CLI_LINES = 150
 
@@ -80,6 +96,28 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
+def floor_of(module: str) -> int | None:
+    for level, packages in enumerate(FLOORS):
+        if any(module == p or module.startswith(p + ".") for p in packages):
+            return level
+    return None
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[str]:
+    """Every import from a module into a higher floor; a `__main__` (an entry point, like
+    `python -m hw5jax.data`) may import the command-line edge."""
+    found = []
+    for module, targets in sorted(graph.items()):
+        low = floor_of(module)
+        if low is None or module.endswith(".__main__"):
+            continue
+        for target in sorted(targets):
+            high = floor_of(target)
+            if high is not None and high > low:
+                found.append(f"{module} -> {target}")
+    return found
+
+
 def python_files(folder: str) -> list[Path]:
     return sorted((ROOT / folder).rglob("*.py"))
 
@@ -105,6 +143,17 @@ def test_the_cycle_finder_finds_a_planted_cycle(tmp_path):
 
 def test_no_import_cycles(graph):
     assert cycles(graph) == []
+
+
+def test_imports_only_go_down_the_floors(graph):
+    assert upward_imports(graph) == []
+    every = {module for module in graph if module.startswith("hw5jax.")}
+    assert {m for m in every if floor_of(m) is None} == set()  # every module has a floor
+
+
+def test_an_upward_import_is_found():
+    graph = {"hw5jax.core.fit": {"hw5jax.runs.store"}, "hw5jax.runs.store": {"hw5jax.errors"}}
+    assert upward_imports(graph) == ["hw5jax.core.fit -> hw5jax.runs.store"]
 
 
 def test_errors_is_a_leaf(graph):

@@ -14,8 +14,8 @@ from hw5jax.core.fit import accuracy_on, fit, fit_grid
 from hw5jax.core.sweep import select, tune_and_retrain
 from hw5jax.core.train import Trainer, as_float, l2_penalty, permutation
 from hw5jax.models.mlp import MLP
+from hw5jax.pipelines.common import save_final
 from hw5jax.runs import checkpoint
-from hw5jax.runs.experiment import save_final
 
 SMALL = functools.partial(MLP, (784, 32, 32, 10))
 

@@ -14,10 +14,10 @@ import time
 from hw5jax.configs.batchnorm import HOMEWORK, LAYERS, VARIANTS, BatchnormConfig
 from hw5jax.core.sweep import grid_points
 from hw5jax.models.mlp import MLP
+from hw5jax.pipelines.common import finished, prepare
 from hw5jax.pipelines.mlp import Entry, results_header, tune_entries, write_results
 from hw5jax.reporting import batchnorm as report
 from hw5jax.reporting.optimizers import plot_entries
-from hw5jax.runs.experiment import finished, prepare
 
 
 def table(results: dict) -> str:

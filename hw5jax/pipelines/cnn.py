@@ -30,11 +30,11 @@ from hw5jax.core.fit import accuracy_on, fit
 from hw5jax.core.train import Trainer
 from hw5jax.errors import ConfigError
 from hw5jax.models.cnn import CNN
+from hw5jax.pipelines.common import finished, prepare
 from hw5jax.reference.pytorch import TORCH_INSTALL, import_torch, torch_tensors, train_cnn
 from hw5jax.reporting.cnn import report, write_eval_report
 from hw5jax.reporting.progress import Progress
 from hw5jax.runs import checkpoint
-from hw5jax.runs.experiment import finished, prepare
 from hw5jax.runs.files import output_dir, write_file
 from hw5jax.runs.rundir import stop_point
 from hw5jax.runs.store import ProgramStore

@@ -18,8 +18,8 @@ from hw5jax.configs.common import MLPConfig
 from hw5jax.core.sweep import progress_ticks
 from hw5jax.core.train import Trainer
 from hw5jax.data import MNIST
+from hw5jax.pipelines.common import tune
 from hw5jax.reporting.progress import Progress
-from hw5jax.runs.experiment import tune
 from hw5jax.runs.files import write_json, write_text
 from hw5jax.runs.rundir import RunDir
 
@@ -85,7 +85,7 @@ def tune_entries(
     entries: Sequence[Entry],
 ) -> dict[str, dict]:
     """Every entry tuned on its grid and retrained on the config's seeds
-    (`hw5jax.runs.experiment.tune`), one after the other under one progress bar; an entry an
+    (`hw5jax.pipelines.common.tune`), one after the other under one progress bar; an entry an
     earlier invocation finished is read back. Returns name -> its results.json record."""
     ticks = progress_ticks(config.seeds, config.epochs, config.grid_epochs)
     tuned = {}

@@ -13,9 +13,9 @@ import time
 
 from hw5jax.configs.optim_sweep import HOMEWORK, LAYERS, SweepConfig
 from hw5jax.models.mlp import MLP
+from hw5jax.pipelines.common import finished, prepare
 from hw5jax.pipelines.mlp import Entry, results_header, step_schedule, tune_entries, write_results
 from hw5jax.reporting import optimizers
-from hw5jax.runs.experiment import finished, prepare
 
 
 def table(results: dict) -> str:
