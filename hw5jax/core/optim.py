@@ -9,8 +9,9 @@ Conventions (chosen to match the homework's PyTorch optimizers):
   momentum  heavy ball as torch.optim.SGD: v <- mu*v + g; w <- w - eta*v
   adagrad   torch.optim.Adagrad's defaults: accumulator starts at 0 (optax's default is 0.1,
             which damps the first steps), eps 1e-10. optax adds eps inside the square root and
-            PyTorch outside; at 1e-10 the two agree to float32 precision once any gradient
-            has been seen.
+            PyTorch outside: the two agree for gradients above about 1e-2; smaller ones (the
+            L2 gradient of a weight whose input pixel is 0) take smaller steps here
+            (docs/optimizers.md, "What each optimizer computes"; tests/test_optimizers.py).
   adam      b1=0.9, b2=0.999, eps=1e-8 (torch.optim.Adam's and optax's defaults agree)
 """
 
