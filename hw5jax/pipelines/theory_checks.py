@@ -4,8 +4,10 @@ results.json, one PNG per figure and theory.md (the answer key).
 
     code = run(TheoryConfig(out="runs/theory"), argv)   # 0, or 1 if a check fails
 
-The one heuristic the homework asks to *assess* (1.2(c)'s "weights tail off around 1/sqrt(n)")
-is reported with its honest verdict but does not decide the exit code. A bad --data fails
+The heuristic the homework asks to *assess* (1.2(c)'s "weights tail off around 1/sqrt(n)", in
+two readings, over --l2-seeds seeds) is reported with its honest verdict but does not decide
+the exit code. --quick runs on the first QUICK_SIZES images with the smaller QUICK_MEASURE
+sizes (`hw5jax.configs.theory`). A bad --data fails
 before anything is measured or written.
 """
 
@@ -19,7 +21,7 @@ import jax
 import numpy as np
 from tqdm import tqdm
 
-from hw5jax.configs.theory import TheoryConfig
+from hw5jax.configs.theory import QUICK_SIZES, TheoryConfig
 from hw5jax.runs.files import output_dir, save_figure, write_json, write_text
 from hw5jax.theory import (
     conv_backprop,
@@ -31,7 +33,7 @@ from hw5jax.theory import (
 from hw5jax.theory.answer_key import render_answer_key, table_cell
 from hw5jax.theory.checks import Check, is_heuristic
 from hw5jax.theory.figures import all_figures
-from hw5jax.theory.l2_decay import L2DecayResult, analyse_l2_decay, check_l2_decay
+from hw5jax.theory.l2_decay import L2DecaySeeds, analyse_l2_decay, check_l2_decay
 from hw5jax.theory.momentum import MomentumMLPResult, check_momentum_mlp
 
 ORDER = ("1.1", "1.2", "2.1", "2.2", "2.3", "5.1")  # of the checks in results.json
@@ -52,10 +54,12 @@ def _bar(total: int, desc: str) -> tqdm:
 
 def train_l2_decay(
     mnist, config: TheoryConfig, eta: float = 0.5, lam: float = 5.0, m: int = 10
-) -> L2DecayResult:
-    """Problem 1.2 in Nielsen's setting (N(0, 1) weights, plain SGD with L2): the weights
-    recorded after every epoch, analysed by `analyse_l2_decay`."""
-    from hw5jax.core.fit import fit
+) -> L2DecaySeeds:
+    """Problem 1.2 in Nielsen's setting (N(0, 1) weights, plain SGD with L2), for seeds
+    config.seed .. config.seed + config.l2_seeds - 1 in one vmapped program: the weights
+    recorded after every epoch, analysed by `analyse_l2_decay` (one result per seed)."""
+    from hw5jax.core.fit import fit_grid
+    from hw5jax.core.optim import full_hparams
     from hw5jax.core.train import Trainer
     from hw5jax.models.mlp import MLP
 
@@ -69,26 +73,40 @@ def train_l2_decay(
         lam=lam,
         n_train=n,
     )
-    # The same initial state `fit` starts from (same seed, same hyperparameters).
-    state0 = trainer.init_jit(np.uint32(config.seed), {"learning_rate": np.float32(eta)})
-    weights = [_kernels(state0["params"])]
-    bar = _bar(config.l2_epochs, "1.2 L2 from N(0,1) init")
+    seeds = [config.seed + i for i in range(config.l2_seeds)]
+    hparams = [{"learning_rate": eta}] * len(seeds)
+    # The same initial states `fit_grid` starts from (same seeds, same hyperparameters).
+    state0 = trainer.init_many(seeds, [full_hparams("sgd", hp) for hp in hparams])
+    weights = [_kernels(state0["params"])]  # per epoch: matrices stacked over seeds
+    bar = _bar(config.l2_epochs, f"1.2 L2 from N(0,1) init ({len(seeds)} seeds)")
 
     def on_epoch(epoch, state, metrics):
         weights.append(_kernels(state["params"]))
         bar.update()
 
-    result = fit(
+    runs = fit_grid(
         trainer,
         mnist,
-        {"learning_rate": eta},
-        seed=config.seed,
+        hparams,
+        seeds=seeds,
         epochs=config.l2_epochs,
         on_epoch=on_epoch,
     )
     bar.close()
-    return analyse_l2_decay(
-        weights, eta, lam, n, m, config.l2_layers, result.history["val_accuracy"]
+    return L2DecaySeeds(
+        seeds=tuple(seeds),
+        runs=tuple(
+            analyse_l2_decay(
+                [[w[i] for w in ws] for ws in weights],
+                eta,
+                lam,
+                n,
+                m,
+                config.l2_layers,
+                run.history["val_accuracy"],
+            )
+            for i, run in enumerate(runs)
+        ),
     )
 
 
@@ -136,22 +154,31 @@ def measure_all(mnist, config: TheoryConfig) -> tuple[dict, dict[str, list[Check
     problem ("2.3mlp": 2.3 on the MLP, whose checks join `checks["2.3"]`). The measure
     functions are looked up on their modules when called (tests replace them there)."""
     seed = config.seed
+    opts = config.measure_options
     stages = [
-        ("2.2", lambda: sigmoid_gain.measure_sigmoid_gain(), sigmoid_gain.check_sigmoid_gain),
+        (
+            "2.2",
+            lambda: sigmoid_gain.measure_sigmoid_gain(**opts("2.2")),
+            sigmoid_gain.check_sigmoid_gain,
+        ),
         (
             "2.1",
-            lambda: unstable_gradients.measure_unstable_gradients(seed=seed),
+            lambda: unstable_gradients.measure_unstable_gradients(seed=seed, **opts("2.1")),
             unstable_gradients.check_unstable_gradients,
         ),
-        ("2.3", lambda: momentum.measure_momentum_quadratic(), momentum.check_momentum_quadratic),
+        (
+            "2.3",
+            lambda: momentum.measure_momentum_quadratic(**opts("2.3")),
+            momentum.check_momentum_quadratic,
+        ),
         (
             "5.1",
-            lambda: conv_backprop.measure_conv_backprop(seed=seed),
+            lambda: conv_backprop.measure_conv_backprop(seed=seed, **opts("5.1")),
             conv_backprop.check_conv_backprop,
         ),
         (
             "1.1",
-            lambda: hyperparameter_gradients.measure_hypergradients(seed=seed),
+            lambda: hyperparameter_gradients.measure_hypergradients(seed=seed, **opts("1.1")),
             hyperparameter_gradients.check_hypergradients,
         ),
         ("1.2", lambda: train_l2_decay(mnist, config), check_l2_decay),
@@ -172,9 +199,12 @@ def run(config: TheoryConfig, argv: list[str]) -> int:
     """The whole experiment; `argv` is the command line as given (quoted in theory.md).
     Prints one line per check and a summary on stderr, the results.json path on stdout;
     returns 1 if any check (heuristics aside) fails, else 0."""
-    from hw5jax.data import load_mnist
+    from hw5jax.data import load_mnist, subset
 
+    config = config.effective()
     mnist = load_mnist(config.data)  # bad --data fails before anything is computed or written
+    if config.quick:
+        mnist = subset(mnist, QUICK_SIZES)
     out = output_dir(config.out, "theory_checks")
     start = time.perf_counter()
     results, checks = measure_all(mnist, config)

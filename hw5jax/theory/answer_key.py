@@ -17,8 +17,20 @@ import numpy as np
 
 from hw5jax.theory.checks import Check, is_heuristic
 from hw5jax.theory.hyperparameter_gradients import HypergradientResult
-from hw5jax.theory.l2_decay import L2DecayResult, decay_per_epoch, tail_off_epoch
-from hw5jax.theory.momentum import MomentumMLPResult, MomentumQuadraticResult, polyak_optimum
+from hw5jax.theory.l2_decay import (
+    L2DecayResult,
+    L2DecaySeeds,
+    decay_per_epoch,
+    tail_levels,
+    tail_off_epoch,
+)
+from hw5jax.theory.momentum import (
+    MomentumMLPResult,
+    MomentumQuadraticResult,
+    blow_up,
+    polyak_optimum,
+)
+from hw5jax.theory.unstable_gradients import first_vs_last
 
 TEMPLATE = "answer_key.md.j2"
 
@@ -37,27 +49,23 @@ def sign_change(r: HypergradientResult) -> tuple[float, float]:
     return (float(r.lams[i[0]]), float(r.lams[i[0] + 1])) if i.size else (math.nan, math.nan)
 
 
-def layer_levels(r: L2DecayResult, tail: int | None) -> list[dict[str, float]]:
-    """Problem 1.2(c): each weight matrix's RMS at the tail-off epoch (the last epoch if it never
-    tails off) against the "new" initialisation scale 1/√n_in: {rms, init, ratio} per layer."""
-    e = tail if tail is not None else -1
+def final_costs(r: MomentumMLPResult) -> list[tuple[float, float | None]]:
+    """Problem 2.3 on the MLP: (mu, last epoch's training cost), None where the run diverged
+    (`momentum.blow_up`: non-finite, or a 10x rise)."""
     return [
-        {
-            "rms": r.layer_rms[e, i],
-            "init": 1 / math.sqrt(n_in),
-            "ratio": r.layer_rms[e, i] * math.sqrt(n_in),
-        }
-        for i, n_in in enumerate(r.layers[:-1])
+        (mu, None if blow_up(r.train_cost[mu], r.diverged[mu])[0] else r.train_cost[mu][-1])
+        for mu in r.mus
     ]
 
 
-def final_costs(r: MomentumMLPResult) -> list[tuple[float, float | None]]:
-    """Problem 2.3 on the MLP: (mu, last epoch's training cost), None where the run diverged."""
-    out = []
-    for mu in r.mus:
-        cost = r.train_cost[mu][-1]
-        out.append((mu, None if (r.diverged[mu] or not math.isfinite(cost)) else cost))
-    return out
+def held(checks: dict[str, list[Check]], key: str, *names: str) -> bool:
+    """Whether every named check of `checks[key]` passed (the template's verdicts come from
+    here, never from fixed text). An unknown name is an error, not a silent False."""
+    by_name = {c.name: c for c in checks[key]}
+    missing = [n for n in names if n not in by_name]
+    if missing:
+        raise KeyError(f"no check {missing} under {key}")
+    return all(by_name[n].passed for n in names)
 
 
 def answer_key_values(
@@ -67,7 +75,8 @@ def answer_key_values(
     the numbers derived from them. `results` and `checks` are keyed by problem ("1.1", ...,
     "2.3mlp" for 2.3 on the MLP; `checks["2.3"]` holds both halves of 2.3)."""
     hyper: HypergradientResult = results["1.1"]
-    l2: L2DecayResult = results["1.2"]
+    l2_runs: L2DecaySeeds = results["1.2"]
+    l2: L2DecayResult = l2_runs.primary
     quadratic: MomentumQuadraticResult = results["2.3"]
     chain = results["2.1"]
     conv = results["5.1"]
@@ -79,6 +88,8 @@ def answer_key_values(
         "command": ("python -m experiments.theory_checks " + " ".join(argv)).strip(),
         "wall_seconds": wall_seconds,
         "checks": checks,
+        "held": lambda key, *names: held(checks, key, *names),
+        "check": lambda key, name: {c.name: c for c in checks[key]}[name],
         # Problem 1.1
         "hyper": hyper,
         "smallest_train_hypergradient": min(hyper.d_train_C.min(), hyper.d_train_C0.min()),
@@ -99,12 +110,31 @@ def answer_key_values(
         "tail": tail,
         "level": l2.rms[tail] if tail is not None else l2.rms[-1],
         "target": 1 / math.sqrt(l2.n_weights),
-        "layer_levels": layer_levels(l2, tail),
+        "l2_seeds": list(l2_runs.seeds),
+        "levels": tail_levels(l2_runs),
+        "layer_seed_levels": [
+            {
+                "index": i + 1,
+                "rms": float(lv.layer_level[:, i].mean()),
+                "init": float(lv.layer_target[i]),
+                "low": float(lv.layer_ratio[:, i].min()),
+                "high": float(lv.layer_ratio[:, i].max()),
+            }
+            for lv in [tail_levels(l2_runs)]
+            for i in range(len(lv.layer_target))
+        ],
+        "per_layer_closer": bool(
+            tail_levels(l2_runs).layer_ratio.max() < tail_levels(l2_runs).ratio.min()
+        ),
+        "output_layer_grows": bool(
+            l2.layer_rms[tail if tail is not None else -1, -1] > l2.layer_rms[0, -1]
+        ),
         # Problem 2.1
         "chain": chain,
-        "first_vs_last_log10": np.median(
-            chain.vanish_log10_grad[:, 0] - chain.vanish_log10_grad[:, -1]
-        ),
+        "first_vs_last_log10": first_vs_last(chain.vanish_log10_grad)[0],
+        "explode_first_vs_last_log10": first_vs_last(chain.explode_log10_grad)[0],
+        "explode_factor": math.exp(chain.explode_log_factor),
+        "explode_expected": math.exp(chain.explode_log_factor_expected),
         # Problem 2.2
         "gain": results["2.2"],
         "width_bs": list(map(float, results["2.2"].width_b)),
@@ -136,6 +166,10 @@ def environment() -> jinja2.Environment:
     )
     env.filters["fmt"] = format
     env.filters["cell"] = table_cell
+    env.filters["layer_text"] = lambda d: (
+        f"layer {d['index']}: RMS {d['rms']:.3f} vs {d['init']:.3f} "
+        f"(×{d['low']:.1f}–{d['high']:.1f})"
+    )
     env.tests["heuristic"] = is_heuristic
     return env
 

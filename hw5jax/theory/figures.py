@@ -61,7 +61,7 @@ def unstable_gradients_figure(r: UnstableGradientsResult) -> Figure:
     """Problem 2.1: |∂C/∂b_j| per layer, vanishing (N(0,1) chains) and exploding."""
     layers = np.arange(1, r.layers + 1)
     v = r.vanish_log10_grad - r.vanish_log10_grad[:, -1:]
-    e = r.explode_log10_grad - r.explode_log10_grad[-1]
+    e = r.explode_log10_grad - r.explode_log10_grad[:, -1:]
     fig, ax = plt.subplots(figsize=(7, 4.2))
     ax.fill_between(
         layers,
@@ -71,13 +71,17 @@ def unstable_gradients_figure(r: UnstableGradientsResult) -> Figure:
         label="N(0,1) weights and biases: 10-90% of chains",
     )
     ax.plot(layers, np.median(v, 0), lw=2, label="N(0,1): median (vanishing)")
+    low, high = r.explode_w_range
+    ax.fill_between(
+        layers, np.percentile(e, 10, 0), np.percentile(e, 90, 0), color="C3", alpha=0.25
+    )
     ax.plot(
         layers,
-        e,
+        np.median(e, 0),
         lw=2,
         color="C3",
-        label=f"w = {r.explode_w:g}, b = -w·a (all z = 0): ×{r.explode_w / 4:g} per layer "
-        "(exploding)",
+        label=f"|w| ~ U[{low:g}, {high:g}], z ~ N(0, {r.explode_z_scale:g}²): median, 10-90% "
+        f"(exploding, ×{math.exp(r.explode_log_factor):.3g} per layer)",
     )
     ax.axhline(0, color="gray", lw=1)
     ax.set(
@@ -274,7 +278,7 @@ def all_figures(results: dict) -> dict[str, Figure]:
         "unstable_gradients.png": unstable_gradients_figure(results["2.1"]),
         "momentum_spectral_radius.png": momentum_quadratic_figure(results["2.3"]),
         "momentum_mlp.png": momentum_mlp_figure(results["2.3mlp"]),
-        "l2_weight_rms.png": l2_decay_figure(results["1.2"]),
+        "l2_weight_rms.png": l2_decay_figure(results["1.2"].primary),
         "hypergradient_lambda.png": lam_descent_figure(results["1.1"]),
         "hypergradient_eta.png": eta_descent_figure(results["1.1"]),
     }

@@ -16,6 +16,7 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
+import scipy.optimize
 
 from hw5jax.theory.checks import Check, float64
 
@@ -127,6 +128,8 @@ class MomentumQuadraticResult:
     kappa: float
     cond_mus: np.ndarray  # float[C]
     cond_best: np.ndarray  # float[C]   min over eta of max over h in [1, kappa] of rho
+    search_mu: float  # argmin over mu of that rate, by a bounded scalar minimiser
+    search_rate: float  # the rate there
 
 
 def measure_momentum_quadratic(
@@ -152,9 +155,16 @@ def measure_momentum_quadratic(
     single_mus = np.linspace(-0.9, 0.0, 10)
     eh_fine = np.linspace(0.0, 2.0, 200_001)
     single = np.array([best_rate_single(m, eh_fine) for m in single_mus])
-    mu_star, _ = polyak_optimum(kappa)
-    cond_mus = np.unique(np.concatenate([np.linspace(-0.9, 0.95, 38), [0.0, mu_star]]))
+    cond_mus = np.unique(np.concatenate([np.linspace(-0.9, 0.95, 38), [0.0]]))
     cond = np.array([best_rate_condition(m, kappa)[0] for m in cond_mus])
+    # The best mu, searched for on its own (Brent's bounded method on mu in [-0.9, 0.99]; the
+    # rate is unimodal in mu): nothing here knows Polyak's formula.
+    search = scipy.optimize.minimize_scalar(
+        lambda mu: best_rate_condition(mu, kappa)[0],
+        bounds=(-0.9, 0.99),
+        method="bounded",
+        options={"xatol": 1e-7},
+    )
     return MomentumQuadraticResult(
         mus=mus,
         eta_hs=eta_hs,
@@ -169,6 +179,8 @@ def measure_momentum_quadratic(
         kappa=kappa,
         cond_mus=cond_mus,
         cond_best=cond,
+        search_mu=float(search.x),
+        search_rate=float(search.fun),
     )
 
 
@@ -196,7 +208,6 @@ def check_momentum_quadratic(r: MomentumQuadraticResult) -> list[Check]:
     neg_formula = np.array([negative_mu_rate(m, r.kappa) for m in r.cond_mus[neg]])
     neg_err = float(np.max(np.abs(r.cond_best[neg] - neg_formula)))
     mu_star, rate_star = polyak_optimum(r.kappa)
-    best_i = int(np.argmin(r.cond_best))
     rate_gd = float(r.cond_best[r.cond_mus == 0.0][0])
     return [
         Check(
@@ -281,15 +292,17 @@ def check_momentum_quadratic(r: MomentumQuadraticResult) -> list[Check]:
         Check(
             "2.3",
             "optimal mu for condition number",
-            f"κ = {r.kappa:g}: the best μ is Polyak's ((√κ-1)/(√κ+1))² = {mu_star:.4f} with "
-            f"rate (√κ-1)/(√κ+1) = {rate_star:.4f} vs {q_gd:.4f} for μ = 0; measured: the "
-            f"best rate over the μ grid (at μ = {r.cond_mus[best_i]:.4f})",
-            expected=rate_star,
-            measured=float(r.cond_best[best_i]),
-            tolerance=2e-3,
+            f"κ = {r.kappa:g}: a bounded scalar minimiser over μ in [-0.9, 0.99] of the best "
+            f"worst-case rate (optimised over η; the search knows no formula) finds μ = "
+            f"{r.search_mu:.5f}, rate {r.search_rate:.5f}; Polyak's optimum is "
+            f"((√κ-1)/(√κ+1))² = {mu_star:.5f} with rate (√κ-1)/(√κ+1) = {rate_star:.5f} "
+            f"(vs {q_gd:.4f} for μ = 0); passes if μ agrees to 1e-3 and the rate to 1e-4; "
+            "measured: the μ found",
+            expected=mu_star,
+            measured=r.search_mu,
+            tolerance=1e-3,
             passed=bool(
-                abs(r.cond_best[best_i] - rate_star) < 2e-3
-                and abs(r.cond_mus[best_i] - mu_star) < 1e-9
+                abs(r.search_mu - mu_star) < 1e-3 and abs(r.search_rate - rate_star) < 1e-4
             ),
         ),
     ]
@@ -313,50 +326,74 @@ class MomentumMLPResult:
     diverged: dict[float, bool]
 
 
+def blow_up(costs: list[float], diverged: bool) -> tuple[bool, str | float]:
+    """A real divergence: non-finite parameters or cost (the training core's flag, or a NaN/inf
+    in the per-epoch costs), or a cost that rises at least 10x above its first epoch's.
+    Returns (diverged, what was seen: "non-finite" or the largest rise factor)."""
+    c = np.asarray(costs, dtype=float)
+    if diverged or not np.all(np.isfinite(c)):
+        return True, "non-finite"
+    rise = float(np.max(c) / c[0])
+    return rise >= 10.0, rise
+
+
+def falls_every_epoch(costs: list[float], diverged: bool) -> bool:
+    """Finite, and lower after every epoch than after the one before."""
+    c = np.asarray(costs, dtype=float)
+    return bool(not diverged and np.all(np.isfinite(c)) and np.all(np.diff(c) < 0))
+
+
 def check_momentum_mlp(r: MomentumMLPResult) -> list[Check]:
     """Expected from the quadratic (for a small eta h every curvature direction is in the
-    stable triangle for |mu| < 1, and the effective step is eta/(1 - mu)): mu = 1.1 diverges;
-    mu = -0.5 converges, more slowly than mu = 0; mu = 0.9 converges faster than mu = 0."""
-    final = {mu: r.train_cost[mu][-1] for mu in r.mus}
+    stable triangle for |mu| < 1, and the effective step is eta/(1 - mu)): mu = 1.1 diverges
+    (non-finite, or a >= 10x rise of the cost); mu = -0.5 trains (the cost falls every epoch)
+    but more slowly than mu = 0 (higher at every epoch); mu = 0.9 trains faster (lower at
+    every epoch)."""
+    cost = {mu: np.asarray(r.train_cost[mu], dtype=float) for mu in r.mus}
+    final = {mu: float(c[-1]) for mu, c in cost.items()}
     setup = (
         f"MLP {'-'.join(map(str, r.layers))} sigmoid, η = {r.eta:g}, batch 128, "
         f"{r.epochs} epochs on {r.n_train} examples"
     )
+    blew, seen = blow_up(r.train_cost[1.1], r.diverged[1.1])
+    falls = {mu: falls_every_epoch(r.train_cost[mu], r.diverged[mu]) for mu in r.mus}
+    base = cost[0.0]
 
-    def converged(mu):
-        c = np.asarray(r.train_cost[mu], dtype=float)
-        return bool(not r.diverged[mu] and np.all(np.isfinite(c)) and c[-1] < c[0])
+    def per_epoch(mu: float) -> str:
+        return ", ".join(f"{c:.4g}" for c in cost[mu])
 
     return [
         Check(
             "2.3",
             "MLP: mu = 1.1 diverges",
-            f"{setup}: with μ = 1.1 the run diverges (NaN/inf parameters or a cost that "
-            "grows); measured: diverged flag of the training core",
-            expected=True,
-            measured=bool(r.diverged[1.1] or not converged(1.1)),
+            f"{setup}: with μ = 1.1 the run diverges: its parameters or cost become NaN/inf, "
+            f"or the cost rises at least 10× above its first epoch's (per-epoch cost "
+            f"{per_epoch(1.1)}); measured: non-finite, or the largest rise factor",
+            expected="non-finite or >= 10",
+            measured=seen,
             tolerance=0,
-            passed=bool(r.diverged[1.1] or not converged(1.1)),
+            passed=blew,
         ),
         Check(
             "2.3",
             "MLP: mu = -0.5 converges, more slowly than mu = 0",
-            f"{setup}: μ = -0.5 trains (cost falls every epoch count) but ends higher than "
-            f"μ = 0 (effective step η/(1-μ) = η/1.5); measured: final training cost "
-            f"(μ = 0: {final[0.0]:.4f})",
-            expected=f"finite, > {final[0.0]:.4f}",
+            f"{setup}: μ = -0.5 trains (its cost is finite and falls at every epoch: "
+            f"{per_epoch(-0.5)}) but more slowly than μ = 0 (a higher cost at every epoch; "
+            f"μ = 0: {per_epoch(0.0)}), as an effective step η/(1-μ) = η/1.5 predicts; "
+            "measured: final training cost",
+            expected=f"falling, > μ = 0's at every epoch (final {final[0.0]:.4f})",
             measured=final[-0.5],
             tolerance=0.0,
-            passed=bool(converged(-0.5) and final[-0.5] > final[0.0]),
+            passed=bool(falls[-0.5] and falls[0.0] and np.all(cost[-0.5] > base)),
         ),
         Check(
             "2.3",
             "MLP: mu = 0.9 converges faster than mu = 0",
-            f"{setup}: μ = 0.9 ends lower than μ = 0 (effective step 10η); measured: final "
-            f"training cost (μ = 0: {final[0.0]:.4f})",
-            expected=f"< {final[0.0]:.4f}",
+            f"{setup}: μ = 0.9 trains (falls at every epoch: {per_epoch(0.9)}) and ends each "
+            f"epoch lower than μ = 0 (effective step 10η); measured: final training cost",
+            expected=f"falling, < μ = 0's at every epoch (final {final[0.0]:.4f})",
             measured=final[0.9],
             tolerance=0.0,
-            passed=bool(converged(0.9) and converged(0.0) and final[0.9] < final[0.0]),
+            passed=bool(falls[0.9] and falls[0.0] and np.all(cost[0.9] < base)),
         ),
     ]

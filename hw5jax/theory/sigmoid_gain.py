@@ -1,6 +1,7 @@
 """Problem 2.2: |w σ'(wa + b)| >= 1 needs |w| >= 4, and then holds only on a narrow interval of a.
 
-(a) the maximum of σ' is σ'(0) = 1/4 (Newton on σ'' = 0), so max_a |wσ'(wa+b)| = |w|/4;
+(a) the maximum of σ' is σ'(0) = 1/4 (Newton on σ'' = 0), so max_a |wσ'(wa+b)| = |w|/4 (checked
+    on a dense a-grid, not at the Newton peak: below 1 for every |w| < 4, reaching 1 above);
 (b) the interval {a : |wσ'(wa+b)| >= 1} has width (2/|w|) ln(|w|(1+√(1-4/|w|))/2 - 1), for any b;
 (c) that width is largest, ≈ 0.45, at |w| ≈ 6.9.
 
@@ -162,10 +163,15 @@ def measure_sigmoid_gain(
 
 
 def check_sigmoid_gain(r: SigmoidGainResult) -> list[Check]:
-    """Problem 2.2: (a) max σ' = 1/4, so |w| >= 4 is needed; (b) the width formula, for any
+    """Problem 2.2: (a) max σ' = 1/4, and the grid maximum of |wσ'(wa+b)| reaches 1 only for
+    |w| > 4; (b) the width formula, for any
     b; (c) its maximum ≈ 0.45 at |w| ≈ 6.9."""
-    gain_ok = (r.gain_max >= 1.0) == (np.abs(r.gain_w) > 4.0)
-    gain_dev = float(np.max(np.abs(r.gain_max - np.abs(r.gain_w) / 4.0)))
+    # (a) from the grid alone (no Newton peak): the largest |wσ'(wa+b)| on a dense a-grid
+    # stays below 1 for every |w| < 4, reaches 1 for every |w| > 4, and approaches |w|/4.
+    small = np.abs(r.gain_w) < 4.0
+    below_max = float(np.max(r.gain_grid_max[small])) if small.any() else math.nan
+    reaches = bool(np.all(r.gain_grid_max[~small] >= 1.0))
+    grid_dev = float(np.max(np.abs(r.gain_grid_max - np.abs(r.gain_w) / 4.0)))
     formula_err = float(np.max(np.abs(r.width_measured - r.width_expected[:, None])))
     b_spread = float(np.max(np.ptp(r.width_measured, axis=1)))
     sig4 = f"|w|* = {r.w_star:.4g}, width* = {r.width_star:.4g}"
@@ -187,17 +193,15 @@ def check_sigmoid_gain(r: SigmoidGainResult) -> list[Check]:
         Check(
             "2.2(a)",
             "|w sigma'(wa+b)| >= 1 iff |w| >= 4",
-            "max over a of |wσ'(wa+b)| = |w|/4 (so it is < 1 for |w| < 4 and > 1 for "
-            f"|w| > 4); {len(r.gain_w)} values of w in [-10, 10]; measured: largest deviation "
-            "from |w|/4 (a dense a-grid never beats the Newton peak)",
-            expected=0.0,
-            measured=gain_dev,
-            tolerance=1e-12,
-            passed=bool(
-                gain_dev < 1e-12
-                and np.all(gain_ok)
-                and np.all(r.gain_grid_max <= r.gain_max + 1e-12)
-            ),
+            f"on a dense a-grid (8001 points on [-20, 20], b = 0.37; no Newton peak), the "
+            f"largest |wσ'(wa+b)| stays below 1 at all {int(small.sum())} values of w with "
+            f"|w| < 4 and reaches 1 at all {int((~small).sum())} with 4 < |w| <= 10 (it "
+            f"{'does' if reaches else 'does not'}); the grid maximum is |w|/4 to "
+            f"{grid_dev:.1e}; measured: the largest grid maximum over |w| < 4",
+            expected="< 1",
+            measured=below_max,
+            tolerance=0.0,
+            passed=bool(below_max < 1.0 and reaches and grid_dev < 1e-3),
         ),
         Check(
             "2.2(b)",
