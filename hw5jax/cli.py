@@ -74,8 +74,10 @@ def run_main(
     several_processes: bool = False,
 ) -> None:
     """Run a CLI's `main`: bad input ends as `error: ...` on stderr and exit code 2, Ctrl-C as
-    exit code 130 (with how to resume, when the run can be); `--debug` anywhere on the command
-    line shows the full traceback instead.
+    exit code 130 and SIGTERM (SLURM, Kubernetes, `timeout`) as 143, each with how to resume
+    when the run can be (a resumable run stops after the current epoch's checkpoint,
+    `hw5jax.runs.rundir`); `--debug` anywhere on the command line shows the full traceback
+    instead.
 
     several_processes: the command may run as one of several processes when the environment
     asks for it (`hw5jax.core.sharding`; commands whose work is stacks of runs); the others
@@ -90,17 +92,20 @@ def run_main(
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]
+    from hw5jax.runs.rundir import sigterm_as_interrupt
+
     try:
         from hw5jax.core.sharding import initialize_from_env
 
-        initialize_from_env(allowed=several_processes)  # if the environment says so
-        main(argv)
-    except KeyboardInterrupt:
+        with sigterm_as_interrupt():  # SIGTERM unwinds as Ctrl-C does (exit code 143)
+            initialize_from_env(allowed=several_processes)  # if the environment says so
+            main(argv)
+    except KeyboardInterrupt as err:
         print("\ninterrupted", file=sys.stderr)
-        sys.exit(130)
+        sys.exit(getattr(err, "exit_code", 130))
     except Interrupted as err:
         print(f"\n{err}", file=sys.stderr)
-        sys.exit(130)
+        sys.exit(getattr(err, "exit_code", 130))
     except (UserError, OSError) as err:  # bad input: one line (anything else is a bug)
         if debug:
             raise

@@ -628,8 +628,13 @@ def test_a_run_on_a_full_disk_ends_as_one_line(files, full_disk, capsys):
         info.value.code, capsys.readouterr().err, "No space left on device"
     )  # the first epoch's checkpoint
     assert leftovers(full_disk) == []
-    # nothing half-written; run.json (the directory's claim, whole) stays for a resume
-    assert [p for p in full_disk.rglob("*") if p.is_file()] == [out / "run.json"]
+    # nothing half-written: run.json (the directory's claim) stays for a resume, and so do the
+    # whole lines metrics.jsonl holds of the epochs that trained
+    files = sorted(p for p in full_disk.rglob("*") if p.is_file())
+    assert files in ([out / "run.json"], [out / "metrics.jsonl", out / "run.json"]), files
+    if out / "metrics.jsonl" in files:
+        lines = (out / "metrics.jsonl").read_text().splitlines()
+        assert lines and all(json.loads(line)["epoch"] >= 1 for line in lines)
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")

@@ -9,10 +9,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from hw5jax.configs.common import check_declared, option
+from hw5jax.configs.common import STRICT_RESUME_HELP, TENSORBOARD_HELP, check_declared, option
 from hw5jax.core.augment import TTA_VIEWS
 from hw5jax.errors import ConfigError
 from hw5jax.models.cnn import WEIGHT_INITS
+from hw5jax.runs.metrics import require_tensorboard
 
 HOMEWORK_TEST_ACCURACY = 0.9915  # the homework's reported result (Problem 5.2)
 SCHEDULES = ("constant", "cosine")
@@ -155,9 +156,13 @@ class CNNConfig:
     train_on: str = option("train", TRAIN_ON_HELP, metavar="SPLITS", choices=TRAIN_ON)
     no_test: bool = option(False, "validation only, the test split untouched (for ablations)")
     quick: bool = option(False, QUICK_HELP)
+    strict_resume: bool = option(False, STRICT_RESUME_HELP)
+    tensorboard: bool = option(False, TENSORBOARD_HELP)
 
     def __post_init__(self):
         check_declared(self)
+        if self.tensorboard:
+            require_tensorboard()
         if self.train_on == "train+val" and self.no_test:
             raise ConfigError(
                 "--train-on train+val with --no-test: nothing would be evaluated "
@@ -217,9 +222,13 @@ class TorchCNNConfig:
         None, "torch.set_num_threads (default: os.cpu_count(), PyTorch's own default)", minimum=1
     )
     quick: bool = option(False, QUICK_HELP)
+    strict_resume: bool = option(False, STRICT_RESUME_HELP)
+    tensorboard: bool = option(False, TENSORBOARD_HELP)
 
     def __post_init__(self):
         check_declared(self)
+        if self.tensorboard:
+            require_tensorboard()
 
     def hparams(self) -> dict[str, Any]:
         """The homework recipe's hyperparameters as `hw5jax.reference.pytorch.train_cnn`

@@ -12,6 +12,18 @@ from typing import Any
 
 from hw5jax.errors import ConfigError
 from hw5jax.models.mlp import ACTIVATIONS
+from hw5jax.runs.metrics import require_tensorboard
+
+# --tensorboard: watching only (left out of run.json: a run may be resumed with or without it)
+TENSORBOARD_HELP = (
+    "also write TensorBoard event files, OUT/tensorboard/<stage>/<run> (tensorboardX), "
+    "beside OUT/metrics.jsonl"
+)
+# --strict-resume: how strictly a run is resumed, not what it trains: left out of run.json
+STRICT_RESUME_HELP = (
+    "refuse to resume a run started under another git commit or requirements.lock "
+    "(default: resume it, with a warning)"
+)
 
 
 def option(
@@ -73,9 +85,13 @@ class CommonConfig:
         },
     )
     quick: bool = field(default=False, metadata={"help": "smoke run: tiny grid, 1 seed, 1 epoch"})
+    strict_resume: bool = option(False, STRICT_RESUME_HELP)
+    tensorboard: bool = option(False, TENSORBOARD_HELP)
 
     def __post_init__(self):
         check_declared(self)
+        if self.tensorboard:
+            require_tensorboard()
 
 
 def prune_at_field(default: int):

@@ -138,6 +138,11 @@ def _take(state: State, rows: Sequence[int]) -> State:
     return jax.tree.map(lambda leaf: leaf[idx], state)
 
 
+def _with_rows(on_epoch: OnEpoch, rows: np.ndarray) -> OnEpoch:
+    """`on_epoch` told which run each row of the stack is (metrics["run"])."""
+    return lambda epoch, state, metrics: on_epoch(epoch, state, {**metrics, "run": rows})
+
+
 def fit_grid(
     trainer: Trainer,
     data: MNIST,
@@ -156,7 +161,8 @@ def fit_grid(
     Each epoch: one scanned pass over `data.train`, then validation accuracy. A run whose cost
     or parameters become NaN/inf is marked diverged; it never stops the others.
     `on_epoch(epoch, stacked_state, metrics)` is called after each epoch (1-based epoch;
-    metrics are numpy arrays with one entry per run still training).
+    metrics are numpy arrays with one entry per row of the stack: "run" is each row's index
+    into `hparams`/`seeds`, -1 for a padding row).
 
     keep=(e, k): successive halving. After epoch e only the k runs with the best validation
     accuracy (diverged runs last; ties to the earlier run) train on to `epochs`; the others
@@ -202,6 +208,7 @@ def fit_grid(
         pad = (-len(alive)) % size
         padded = _take(state, [*range(len(alive)), *[0] * pad]) if pad else state
         padded, data_sharding = shard_runs(padded, mesh)
+        rows = np.asarray([*alive, *[-1] * pad])
         padded, seg, seg_finite = _segment(
             epoch_fn,
             trainer.evaluate_many,
@@ -209,7 +216,7 @@ def fit_grid(
             data,
             start,
             stop,
-            on_epoch,
+            None if on_epoch is None else _with_rows(on_epoch, rows),
             data_sharding,
             None if store is None else store(f"part{part}"),
             stop_check,

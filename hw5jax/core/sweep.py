@@ -18,10 +18,14 @@ from typing import Any
 import numpy as np
 
 from hw5jax.core.fit import FitResult, StopCheck, Store, accuracy_on, fit_grid
+from hw5jax.core.optim import full_hparams
 from hw5jax.core.train import Trainer
 from hw5jax.data import MNIST
 
-Progress = Callable[[str, int, dict[str, np.ndarray]], None]
+# progress(stage, epoch, metrics): fit_grid's per-row metrics, plus "runs" (per row: the
+# run's {"run": index in its program, "seed", "hparams"}, None for a padding row) and
+# "seconds" (since the program started in this call).
+Progress = Callable[[str, int, Mapping[str, Any]], None]
 
 
 def grid_points(axes: Mapping[str, Sequence[float]]) -> list[dict[str, float]]:
@@ -83,12 +87,25 @@ def tune_and_retrain(
     continues and gives the same entry. stop_check: called after every epoch.
     save_final(result, test_accuracy): keeps one final model and returns where (the entry's
     "checkpoints"); the models are not kept without it.
+    progress(stage, epoch, metrics): after every epoch of each program (stage
+    "<name>: grid of N", then "<name>: K seed(s)"); see `Progress` for the metrics.
     """
     start = time.perf_counter()
     grid_epochs = grid_epochs or epochs
 
-    def report(stage: str):
-        return None if progress is None else (lambda e, _s, m: progress(stage, e, m))
+    def report(stage: str, runs: list):
+        """fit_grid's on_epoch -> `progress`, told which run each row is (`runs[i]` for the
+        row fit_grid labels i) and the seconds since the program started."""
+        if progress is None:
+            return None
+        began = time.perf_counter()
+
+        def on_epoch(epoch: int, _state, metrics: dict[str, np.ndarray]) -> None:
+            who = [None if i < 0 else runs[i] for i in metrics["run"]]
+            seconds = time.perf_counter() - began
+            progress(stage, epoch, {**metrics, "runs": who, "seconds": seconds})
+
+        return on_epoch
 
     def stores(program: str) -> Callable[[str], Store] | None:
         return None if store is None else (lambda part: store(f"{program}/{part}"))
@@ -101,7 +118,13 @@ def tune_and_retrain(
         [seeds[0]] * len(grid),
         grid_epochs,
         keep=keep,
-        on_epoch=report(f"{name}: grid of {len(grid)}"),
+        on_epoch=report(
+            f"{name}: grid of {len(grid)}",
+            [
+                {"run": i, "seed": int(seeds[0]), "hparams": full_hparams(trainer.optimizer, hp)}
+                for i, hp in enumerate(grid)
+            ],
+        ),
         store=stores("grid"),
         stop_check=stop_check,
     )
@@ -133,7 +156,10 @@ def tune_and_retrain(
             [selected] * len(todo),
             todo,
             epochs,
-            on_epoch=report(f"{name}: {len(todo)} seed(s)"),
+            on_epoch=report(
+                f"{name}: {len(todo)} seed(s)",
+                [{"run": j, "seed": int(s), "hparams": selected} for j, s in enumerate(todo)],
+            ),
             store=stores("seeds"),
             stop_check=stop_check,
         )

@@ -27,6 +27,7 @@ from hw5jax.configs.cnn import (
 )
 from hw5jax.core.augment import make_augment, tta_views
 from hw5jax.core.fit import accuracy_on, fit
+from hw5jax.core.optim import full_hparams
 from hw5jax.core.train import Trainer
 from hw5jax.errors import ConfigError
 from hw5jax.models.cnn import CNN
@@ -36,6 +37,7 @@ from hw5jax.reporting.cnn import report, write_eval_report
 from hw5jax.reporting.progress import Progress
 from hw5jax.runs import checkpoint
 from hw5jax.runs.files import output_dir, write_file
+from hw5jax.runs.metrics import MetricsLog, step_size
 from hw5jax.runs.rundir import stop_point
 from hw5jax.runs.store import ProgramStore
 
@@ -116,10 +118,22 @@ def run_cnn_mnist(config: CNNConfig) -> dict:
     out = run_dir.path
     trainer = make_trainer(hp, n_train=len(mnist.train.labels))
     seeds = list(range(config.first_seed, config.first_seed + config.seeds))
+    sizes = step_size(trainer)
+    optimizer_hparams = full_hparams(trainer.optimizer, {"learning_rate": hp["learning_rate"]})
 
-    def train_seed(seed: int, progress: Progress) -> dict:
-        """One seed, checkpointed every epoch (OUT/state/seed<k>/), tested once, saved."""
+    def train_seed(seed: int, progress: Progress, log: MetricsLog) -> dict:
+        """One seed, checkpointed every epoch (OUT/state/seed<k>/), each epoch a line of
+        OUT/metrics.jsonl, tested once, saved."""
         t0 = time.perf_counter()
+        runs = [{"run": 0, "seed": seed, "hparams": optimizer_hparams}]
+
+        def on_epoch(epoch: int, _state, metrics: dict) -> None:
+            progress(f"cnn_mnist {config.recipe}: seed {seed}", epoch, metrics)
+            seconds = time.perf_counter() - t0
+            log.program_epoch(
+                f"seed {seed}", epoch, {**metrics, "runs": runs, "seconds": seconds}, sizes
+            )
+
         result = fit(
             trainer,
             mnist,
@@ -128,7 +142,7 @@ def run_cnn_mnist(config: CNNConfig) -> dict:
             epochs=hp["epochs"],
             store=ProgramStore(run_dir.state / f"seed{seed}"),
             stop_check=stop_point,
-            on_epoch=lambda e, _s, m: progress(f"cnn_mnist {config.recipe}: seed {seed}", e, m),
+            on_epoch=on_epoch,
         )
         # Test with the recipe's test-time augmentation, if any (validation: the plain
         # forward pass of every epoch; `experiments.cnn_eval` compares the two on both).
@@ -159,11 +173,12 @@ def run_cnn_mnist(config: CNNConfig) -> dict:
             "diverged": result.diverged,
         }
 
-    with run_dir, Progress(len(seeds) * hp["epochs"], f"cnn_mnist {config.recipe}") as bar:
+    log = MetricsLog(out, "cnn_mnist", tensorboard=config.tensorboard)
+    with run_dir, Progress(len(seeds) * hp["epochs"], f"cnn_mnist {config.recipe}") as bar, log:
         done_seeds = [
             run_dir.stage(
                 f"seed{seed}",
-                functools.partial(train_seed, seed, bar),
+                functools.partial(train_seed, seed, bar, log),
                 on_skip=lambda: bar.skip(hp["epochs"]),
             )
             for seed in seeds
@@ -215,11 +230,24 @@ def run_cnn_torch(config: TorchCNNConfig) -> dict:
     seeds = list(range(config.first_seed, config.first_seed + config.seeds))
     out = run_dir.path
 
-    with run_dir, Progress(len(seeds) * hp["epochs"], "cnn_torch") as bar:
+    log = MetricsLog(out, "cnn_torch", tensorboard=config.tensorboard)
+    with run_dir, Progress(len(seeds) * hp["epochs"], "cnn_torch") as bar, log:
 
         def one(seed: int) -> dict:
+            t0 = time.perf_counter()
+            # torch.optim.Adam's lr: constant (no schedule in the homework's recipe)
+            runs = [{"run": 0, "seed": seed, "hparams": {"learning_rate": hp["learning_rate"]}}]
+
             def on_epoch(epoch: int, acc: float, cost: float) -> None:
-                bar(f"cnn_torch: seed {seed}", epoch, {"val_accuracy": [acc], "train_cost": [cost]})
+                metrics = {"val_accuracy": [acc], "train_cost": [cost]}
+                bar(f"cnn_torch: seed {seed}", epoch, metrics)
+                seconds = time.perf_counter() - t0
+                log.program_epoch(
+                    f"seed {seed}",
+                    epoch,
+                    {**metrics, "runs": runs, "seconds": seconds},
+                    lambda hparams, _epoch: hparams["learning_rate"],
+                )
                 stop_point()  # Ctrl-C: stop here; this seed trains again on resume
 
             record = train_cnn(torch, hp, data, seed, on_epoch)

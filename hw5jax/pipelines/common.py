@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import sys
+from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from hw5jax.core.sweep import progress_ticks, tune_and_retrain
 from hw5jax.reporting.progress import Progress
 from hw5jax.runs import checkpoint
 from hw5jax.runs.files import output_dir
+from hw5jax.runs.metrics import MetricsLog, step_size
 from hw5jax.runs.rundir import RunDir, stop_point
 from hw5jax.runs.store import ProgramStore
 
@@ -61,12 +63,21 @@ def tune(
     grid,
     name: str,
     metadata: dict,
+    log: MetricsLog | None = None,
 ) -> dict:
     """One entry of an MLP experiment (`hw5jax.core.sweep.tune_and_retrain` on `grid` with the
     config's epochs, seeds and pruning), resumable: a stage of `run_dir`, checkpointed per
-    epoch, final models under OUT/checkpoints/<name>_seed<k>."""
+    epoch, final models under OUT/checkpoints/<name>_seed<k>; every epoch of every run also
+    a line of `log` (OUT/metrics.jsonl), if given."""
     grid_epochs = config.grid_epochs or config.epochs
     seeds = list(range(config.seeds))
+    sizes = step_size(trainer)
+
+    def report(stage: str, epoch: int, metrics: Mapping[str, Any]) -> None:
+        progress(stage, epoch, metrics)
+        if log is not None:
+            log.program_epoch(stage, epoch, metrics, sizes)
+
     return run_dir.stage(
         name,
         lambda: tune_and_retrain(
@@ -89,7 +100,7 @@ def tune(
                 metadata,
             ),
             name=name,
-            progress=progress,
+            progress=report,
         ),
         on_skip=lambda: progress.skip(progress_ticks(config.seeds, config.epochs, grid_epochs)),
     )
@@ -109,8 +120,13 @@ def prepare(
     if source == "auto":
         source = "embedded" if mnist_data.embedded_path().is_file() else "tfds"
     record = {"source": source, **mnist_data.describe(mnist)}
-    stamp = config if resolved is None else {**asdict(config), **resolved}
-    run_dir = RunDir.claim(output_dir(config.out, experiment), experiment, stamp)
+    stamp = {**asdict(config), **(resolved or {})}  # RunDir.claim leaves out NOT_STAMPED
+    run_dir = RunDir.claim(
+        output_dir(config.out, experiment),
+        experiment,
+        stamp,
+        strict=getattr(config, "strict_resume", False),
+    )
     if run_dir.finished() is None and run_dir.started():
         print(f"{experiment}: continuing the interrupted run in {run_dir.path}", file=sys.stderr)
     return mnist, record, run_dir

@@ -21,6 +21,7 @@ from hw5jax.data import MNIST
 from hw5jax.pipelines.common import tune
 from hw5jax.reporting.progress import Progress
 from hw5jax.runs.files import write_json, write_text
+from hw5jax.runs.metrics import MetricsLog
 from hw5jax.runs.rundir import RunDir
 
 
@@ -85,11 +86,13 @@ def tune_entries(
     entries: Sequence[Entry],
 ) -> dict[str, dict]:
     """Every entry tuned on its grid and retrained on the config's seeds
-    (`hw5jax.pipelines.common.tune`), one after the other under one progress bar; an entry an
-    earlier invocation finished is read back. Returns name -> its results.json record."""
+    (`hw5jax.pipelines.common.tune`), one after the other under one progress bar, each epoch
+    of each run a line of OUT/metrics.jsonl; an entry an earlier invocation finished is read
+    back. Returns name -> its results.json record."""
     ticks = progress_ticks(config.seeds, config.epochs, config.grid_epochs)
     tuned = {}
-    with run_dir, Progress(len(entries) * ticks, experiment) as progress:
+    log = MetricsLog(run_dir.path, experiment, tensorboard=config.tensorboard)
+    with run_dir, Progress(len(entries) * ticks, experiment) as progress, log:
         for entry in entries:
             trainer = Trainer(
                 entry.model_fn,
@@ -113,6 +116,7 @@ def tune_entries(
                     "batch_size": config.batch_size,
                     "lam": config.lam,
                 },
+                log=log,
             )
     return tuned
 

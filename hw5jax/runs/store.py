@@ -8,6 +8,13 @@ Written asynchronously (orbax) while the next epoch trains, awaited at `close()`
 checkpoint cut short (kill -9 during the write) is an uncommitted temporary directory:
 orbax removes it and the previous epoch's is used. A committed checkpoint that cannot be
 read is an error, never a silent restart.
+
+Every file of an epoch's checkpoint is recorded with its sha256 (`hw5jax-sha256.json`, as
+the final checkpoints are, `hw5jax.runs.checkpoint`) once orbax has written them all (of
+several processes: every one's), before its temporary directory is renamed into place: a
+committed epoch always carries its digests, and `latest` verifies them before restoring,
+so a flipped bit in an array is an error naming the checkpoint, not a resume from garbage.
+Checkpoints written before the digests existed are restored without that check.
 """
 
 from __future__ import annotations
@@ -26,8 +33,21 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from hw5jax.core.sharding import is_primary
 from hw5jax.errors import CheckpointError
-from hw5jax.runs.checkpoint import error_reason, native_dir, orbax_logs_held
+from hw5jax.runs.checkpoint import (
+    error_reason,
+    native_dir,
+    orbax_logs_held,
+    verify_digests,
+    write_digests,
+)
+
+# Where orbax writes a step before renaming it into place (orbax's atomicity.TMP_DIR_SUFFIX),
+# and the one file it still changes after the digests are written (the step's bookkeeping,
+# stamped with the commit time as it is renamed; no array or record in it).
+_ORBAX_TMP = ".orbax-checkpoint-tmp"
+_ORBAX_STEP_METADATA = "_CHECKPOINT_METADATA"
 
 
 def plain(value: Any) -> Any:
@@ -42,6 +62,7 @@ class ProgramStore:
 
     def __init__(self, directory: str | os.PathLike, keep: int = 2):
         self.directory = Path(directory).absolute()
+        self._saving: int | None = None  # the epoch whose save is in flight
         # For the store's whole life (its writes finish in background threads): orbax's
         # tracebacks held back (a failure is one CheckpointError line), and a directory whose
         # name is not UTF-8 handed to tensorstore through a descriptor.
@@ -53,7 +74,10 @@ class ProgramStore:
             self.manager = ocp.CheckpointManager(
                 native,
                 options=ocp.CheckpointManagerOptions(
-                    max_to_keep=keep, cleanup_tmp_directories=True, enable_async_checkpointing=True
+                    max_to_keep=keep,
+                    cleanup_tmp_directories=True,
+                    enable_async_checkpointing=True,
+                    async_options=ocp.AsyncOptions(post_finalization_callback=self._seal),
                 ),
             )
         except Exception as err:  # noqa: BLE001 - orbax/tensorstore raise many kinds
@@ -66,6 +90,15 @@ class ProgramStore:
         step = self.manager.latest_step()
         if step is None:
             return None
+        where = self.directory / str(step)
+        try:
+            verify_digests(where)
+        except CheckpointError as err:
+            raise CheckpointError(
+                f"{where}: cannot resume from this checkpoint "
+                f"({str(err).removeprefix(f'{where}: ')}); delete {self.directory} to train "
+                "this program again from its start"
+            ) from err
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
         try:
             restored = self.manager.restore(
@@ -96,6 +129,8 @@ class ProgramStore:
 
     def save(self, epoch: int, state: Any, record: Mapping[str, Any]) -> None:
         try:
+            self.manager.wait_until_finished()  # as orbax's save would: one save in flight
+            self._saving = epoch
             self.manager.save(
                 epoch,
                 args=ocp.args.Composite(
@@ -108,6 +143,17 @@ class ProgramStore:
             raise CheckpointError(
                 f"{self.directory}: cannot save epoch {epoch}: {error_reason(err)}"
             ) from err
+
+    def _seal(self) -> None:
+        """Orbax's callback (in its writer thread, on the process that commits) once every
+        file of the save in flight is written, before its directory is renamed into place:
+        record their digests in it."""
+        if self._saving is None or not is_primary():
+            return
+        pending = self.directory / f"{self._saving}{_ORBAX_TMP}"
+        if not pending.is_dir():
+            raise CheckpointError(f"{pending}: the epoch being saved is not there")
+        write_digests(pending, skip={_ORBAX_STEP_METADATA})
 
     def close(self) -> None:
         """Wait for pending writes and release the manager. A write that failed in the
