@@ -11,6 +11,23 @@ import pytest
 from hw5jax.cli import run_main
 from hw5jax.data import MNIST, Split, embedded_path, load_mnist
 
+# A sweep of 3 epochs, 2 seeds and a successive-halving cut after epoch 1: short, but it
+# passes every stage a resume must get right.
+SHORT_SWEEP = [
+    "--epochs",
+    "3",
+    "--seeds",
+    "2",
+    "--prune-at",
+    "1",
+    "--optimizers",
+    "sgd,adam",
+    "--sgd-grid",
+    "0.1,0.3",
+    "--adam-grid",
+    "0.001,0.003",
+]
+
 # Equinox-style strictness: silent broadcasting of mismatched ranks is a bug here.
 jax.config.update("jax_numpy_rank_promotion", "raise")
 

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import SHORT_SWEEP
 
 from hw5jax.cli import run_main
 from hw5jax.core.fit import fit
@@ -370,20 +371,7 @@ def test_a_run_json_without_the_stamps_still_resumes(tmp_path, capsys):
 
 
 QUICK = ["--quick", "--optimizers", "sgd,adam"]
-SHORT = [
-    "--epochs",
-    "3",
-    "--seeds",
-    "2",
-    "--prune-at",
-    "1",
-    "--optimizers",
-    "sgd,adam",
-    "--sgd-grid",
-    "0.1,0.3",
-    "--adam-grid",
-    "0.001,0.003",
-]
+SHORT = SHORT_SWEEP
 
 
 def _sweep(argv: list[str], out: Path) -> subprocess.Popen:

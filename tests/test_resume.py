@@ -16,6 +16,7 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
+from conftest import SHORT_SWEEP
 
 from experiments import optim_sweep
 from hw5jax.cli import run_main
@@ -189,20 +190,7 @@ def test_stage_is_computed_once(tmp_path):
     assert calls == [1] and skipped == [1]
 
 
-QUICK = [
-    "--epochs",
-    "3",
-    "--seeds",
-    "2",
-    "--prune-at",
-    "1",
-    "--optimizers",
-    "sgd,adam",
-    "--sgd-grid",
-    "0.1,0.3",
-    "--adam-grid",
-    "0.001,0.003",
-]
+QUICK = SHORT_SWEEP
 
 
 @pytest.mark.mnist
