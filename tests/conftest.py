@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import socket
+import subprocess
 
 import jax
 import numpy as np
@@ -27,6 +29,41 @@ SHORT_SWEEP = [
     "--adam-grid",
     "0.001,0.003",
 ]
+
+
+def free_port() -> int:
+    """A TCP port on localhost that nothing listens on (for a jax.distributed coordinator)."""
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
+def run_as_two_processes(
+    command: list[str], env: dict[str, str], timeout: float, cwd=None
+) -> list[tuple[int, str, str]]:
+    """`command` as the two processes of a jax.distributed "cluster" on localhost (a fresh
+    coordinator port; JAX_PROCESS_ID 0 and 1): each one's (exit code, stdout, stderr). Both
+    are killed when this returns, so a hung collective never outlives the test."""
+    cluster = {**env, "JAX_COORDINATOR_ADDRESS": f"localhost:{free_port()}"}
+    cluster["JAX_NUM_PROCESSES"] = "2"
+    procs = [
+        subprocess.Popen(
+            command,
+            cwd=cwd,
+            env={**cluster, "JAX_PROCESS_ID": str(i)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    try:
+        outputs = [p.communicate(timeout=timeout) for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+    return [(p.returncode, out, err) for p, (out, err) in zip(procs, outputs, strict=True)]
+
 
 # Equinox-style strictness: silent broadcasting of mismatched ranks is a bug here.
 jax.config.update("jax_numpy_rank_promotion", "raise")

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import SHORT_SWEEP
+from conftest import SHORT_SWEEP, run_as_two_processes
 
 from hw5jax.cli import run_main
 from hw5jax.core.fit import fit
@@ -151,29 +151,8 @@ CLAIM = textwrap.dedent("""
 
 
 def _two_processes(out: Path) -> list[tuple[int, str, str]]:
-    port = socket.socket()
-    port.bind(("localhost", 0))
-    address = f"localhost:{port.getsockname()[1]}"
-    port.close()
     base = {k: v for k, v in os.environ.items() if not k.startswith("JAX_")}
-    env = {**base, "JAX_COORDINATOR_ADDRESS": address, "JAX_NUM_PROCESSES": "2"}
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", CLAIM, str(out)],
-            cwd=ROOT,
-            env={**env, "JAX_PROCESS_ID": str(i)},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for i in range(2)
-    ]
-    try:
-        outputs = [p.communicate(timeout=300) for p in procs]
-    finally:  # a hung collective must not outlive the test
-        for p in procs:
-            p.kill()
-    return [(p.returncode, o, e) for p, (o, e) in zip(procs, outputs, strict=True)]
+    return run_as_two_processes([sys.executable, "-c", CLAIM, str(out)], base, 300, cwd=ROOT)
 
 
 @pytest.mark.slow

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import textwrap
 
 import numpy as np
 import pytest
+from conftest import free_port, run_as_two_processes
 
 pytestmark = pytest.mark.slow  # the long tier: several processes and devices, each a fresh JAX
 
@@ -86,12 +86,6 @@ def test_one_device_per_core_unless_the_user_chose():
     assert done.stdout.split()[:2] == ["0", "3"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("localhost", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.usefixtures("mnist")  # both processes train on the real MNIST
 def test_a_sweep_run_as_two_processes_equals_one_process(tmp_path):
     """The same command as two processes of a "cluster" (jax.distributed over gloo, one CPU
@@ -100,29 +94,10 @@ def test_a_sweep_run_as_two_processes_equals_one_process(tmp_path):
     argv = [sys.executable, "-m", "experiments.optim_sweep", "--quick", "--optimizers", "sgd,adam"]
     base = {k: v for k, v in os.environ.items() if not k.startswith("JAX_")}
     one = {**base, "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
-    cluster = {
-        **one,
-        "JAX_COORDINATOR_ADDRESS": f"localhost:{_free_port()}",
-        "JAX_NUM_PROCESSES": "2",
-    }
-    procs = [
-        subprocess.Popen(
-            [*argv, "--out", str(tmp_path / "cluster")],
-            env={**cluster, "JAX_PROCESS_ID": str(i)},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for i in range(2)
-    ]
-    try:
-        outputs = [p.communicate(timeout=600) for p in procs]
-    finally:  # a hung collective must not outlive the test
-        for p in procs:
-            p.kill()
-    for p, (_, err) in zip(procs, outputs, strict=True):
-        assert p.returncode == 0, err[-3000:]
-    assert all("on 2 device(s)" in out for out, _ in outputs)
+    ran = run_as_two_processes([*argv, "--out", str(tmp_path / "cluster")], one, timeout=600)
+    for code, _, err in ran:
+        assert code == 0, err[-3000:]
+    assert all("on 2 device(s)" in out for _, out, _ in ran)
     done = subprocess.run(
         [*argv, "--out", str(tmp_path / "single")],
         env={**base, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"},
@@ -174,7 +149,7 @@ def test_bad_requests_for_several_processes_are_one_line_and_write_nothing(
     cluster_managers = ("SLURM_", "OMPI_", "PMI_", "KUBERNETES_")  # JAX would detect these
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(cluster_managers)},
-        "JAX_COORDINATOR_ADDRESS": f"localhost:{_free_port()}",
+        "JAX_COORDINATOR_ADDRESS": f"localhost:{free_port()}",
         **env,
     }
     out = tmp_path / "out"
