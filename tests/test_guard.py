@@ -291,6 +291,23 @@ def test_run_json_records_the_source(tmp_path):
         assert stamp["requirements_lock_sha256"] == sha256_file(lock)
 
 
+def test_run_json_records_where_it_ran(tmp_path, monkeypatch):
+    import types
+
+    import jax
+
+    main = types.ModuleType("__main__")
+    main.__spec__ = types.SimpleNamespace(name="experiments.optim_sweep")
+    monkeypatch.setitem(sys.modules, "__main__", main)
+    monkeypatch.setattr(sys, "argv", ["/x/optim_sweep.py", "--epochs", "2", "--out", "a b"])
+    RunDir.claim(tmp_path / "out", "x", {"epochs": 2})
+    env = json.loads((tmp_path / "out" / "run.json").read_text())["environment"]
+    assert env["command"] == "python -m experiments.optim_sweep --epochs 2 --out 'a b'"
+    assert env["versions"]["jax"] == jax.__version__
+    assert env["cores"] >= 1 and env["cpu"]
+    assert env["started_utc"].endswith("+00:00")
+
+
 def test_no_commit_outside_a_checkout_or_without_git(tmp_path, monkeypatch):
     assert rundir.source_commit(tmp_path) is None
     assert rundir.provenance(tmp_path) == {"git_commit": None, "requirements_lock_sha256": None}

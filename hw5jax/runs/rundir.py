@@ -5,7 +5,8 @@ at the same `--out` therefore continues where it stopped, and gives the same res
 never interrupted (the RNG state is part of every checkpoint).
 
     OUT/run.json                  the experiment and its effective config (another is refused),
-                                  the source's git commit and requirements.lock's sha256
+                                  the source's git commit and requirements.lock's sha256,
+                                  the command, versions, CPU and start time (`environment`)
     OUT/run.lock                  locked by the process running in OUT (`hw5jax.runs.lock`)
     OUT/state/<stage>.json        the record of a finished stage (e.g. one optimizer's entry)
     OUT/state/<program>/<epoch>/  orbax checkpoints of a program, the latest two kept
@@ -29,8 +30,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime
 import json
 import os
+import platform
+import shlex
 import signal
 import subprocess
 import sys
@@ -158,7 +162,15 @@ class RunDir:
             )
         else:
             path.mkdir(parents=True, exist_ok=True)
-            write_json(stamp, {"experiment": experiment, "config": config, **provenance()})
+            write_json(
+                stamp,
+                {
+                    "experiment": experiment,
+                    "config": config,
+                    **provenance(),
+                    "environment": environment(),
+                },
+            )
 
     # ------------------------------------------------------------------ state
 
@@ -325,6 +337,49 @@ def provenance(root: Path = SOURCE) -> dict[str, str | None]:
     except OSError:
         lock_sha256 = None
     return {"git_commit": source_commit(root), "requirements_lock_sha256": lock_sha256}
+
+
+PACKAGES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "numpy", "torch")
+
+
+def environment() -> dict[str, Any]:
+    """What run.json records of where a run started: the command line (`python -m
+    experiments.NAME ...` when started so), the UTC time, Python's and the stack's versions
+    (those installed; None for one that is not), the CPU model and the cores this process
+    may use."""
+    from importlib import metadata
+
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    head = ["python", "-m", spec.name] if spec is not None and spec.name else sys.argv[:1]
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return {
+        "command": shlex.join([*head, *sys.argv[1:]]),
+        "started_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "versions": versions,
+        "cpu": cpu_model(),
+        "cores": len(os.sched_getaffinity(0))
+        if hasattr(os, "sched_getaffinity")
+        else os.cpu_count(),
+        "platform": platform.platform(),
+    }
+
+
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo's, else `platform.processor()`, else the
+    machine's architecture)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def _check_provenance(path: Path, previous: dict, strict: bool, primary: bool) -> None:
