@@ -346,7 +346,7 @@ def environment() -> dict[str, Any]:
     """What run.json records of where a run started: the command line (`python -m
     experiments.NAME ...` when started so), the UTC time, Python's and the stack's versions
     (those installed; None for one that is not), the CPU model and the cores this process
-    may use."""
+    may use, and XLA_FLAGS."""
     from importlib import metadata
 
     main = sys.modules.get("__main__")
@@ -367,6 +367,7 @@ def environment() -> dict[str, Any]:
         if hasattr(os, "sched_getaffinity")
         else os.cpu_count(),
         "platform": platform.platform(),
+        "xla_flags": os.environ.get("XLA_FLAGS"),
     }
 
 
