@@ -46,6 +46,7 @@ from hw5jax.cli import one_device_per_core, parse_config, run_main
 from hw5jax.configs.benchmark import BenchmarkConfig
 from hw5jax.reference.pytorch import import_torch
 from hw5jax.runs.files import output_dir, write_json, write_text
+from hw5jax.runs.rundir import stamp
 
 
 def run(config: BenchmarkConfig) -> dict[str, Any]:
@@ -58,6 +59,7 @@ def run(config: BenchmarkConfig) -> dict[str, Any]:
         print(TORCH_MISSING, file=sys.stderr)
     images, labels, source = load_train(config.data, config.steps)
     out = output_dir(config.out, "benchmark")
+    stamp(out, "benchmark", config)
     results = run_benchmark(config.cases, torch, images, labels, source, plan)
     results["wall_seconds"] = time.perf_counter() - start
     write_text(out / "table.md", table(results))

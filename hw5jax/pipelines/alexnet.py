@@ -16,6 +16,7 @@ from hw5jax.alexnet.readout import conv1_figure, reader, weights_notice
 from hw5jax.configs.alexnet import ConvertConfig, ReadoutConfig
 from hw5jax.errors import ConfigError
 from hw5jax.runs import files as results
+from hw5jax.runs.rundir import stamp
 
 
 def check_out(out: Path) -> None:
@@ -74,6 +75,7 @@ def readout(config: ReadoutConfig) -> Path:
     if notice:
         print(f"warning: {notice}", file=sys.stderr)
     out = results.output_dir(config.out, "alexnet_readout")
+    stamp(out, "alexnet_readout", config)
 
     read = reader(params)
     records = []

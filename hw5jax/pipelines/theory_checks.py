@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from hw5jax.configs.theory import QUICK_SIZES, TheoryConfig
 from hw5jax.runs.files import output_dir, save_figure, write_json, write_text
+from hw5jax.runs.rundir import stamp
 from hw5jax.theory import (
     conv_backprop,
     hyperparameter_gradients,
@@ -206,6 +207,7 @@ def run(config: TheoryConfig, argv: list[str]) -> int:
     if config.quick:
         mnist = subset(mnist, QUICK_SIZES)
     out = output_dir(config.out, "theory_checks")
+    stamp(out, "theory_checks", config)
     start = time.perf_counter()
     results, checks = measure_all(mnist, config)
     for name, fig in all_figures(results).items():

@@ -89,9 +89,7 @@ class RunDir:
         and `strict_resume` fields, if any, are left out (NOT_STAMPED). Of several processes
         (`hw5jax.core.sharding`), process 0 takes the lock.
         """
-        if dataclasses.is_dataclass(config) and not isinstance(config, type):
-            config = dataclasses.asdict(config)
-        config = plain({k: v for k, v in dict(config).items() if k not in NOT_STAMPED})
+        config = stamped_config(config)
         path = Path(path)
         primary = is_primary()
         lock, refused = None, None
@@ -162,15 +160,7 @@ class RunDir:
             )
         else:
             path.mkdir(parents=True, exist_ok=True)
-            write_json(
-                stamp,
-                {
-                    "experiment": experiment,
-                    "config": config,
-                    **provenance(),
-                    "environment": environment(),
-                },
-            )
+            write_json(stamp, run_record(experiment, config))
 
     # ------------------------------------------------------------------ state
 
@@ -302,6 +292,32 @@ def sigterm_as_interrupt() -> Iterator[None]:
 
 
 # ---------------------------------------------------------------- provenance and processes
+
+
+def stamped_config(config: Any) -> dict:
+    """A dataclass or mapping of options as run.json records it: plain JSON values, without
+    the options of NOT_STAMPED."""
+    if dataclasses.is_dataclass(config) and not isinstance(config, type):
+        config = dataclasses.asdict(config)
+    return plain({k: v for k, v in dict(config).items() if k not in NOT_STAMPED})
+
+
+def run_record(experiment: str, config: Any) -> dict[str, Any]:
+    """run.json: the experiment, its config (`stamped_config`), the source (`provenance`)
+    and where it started (`environment`)."""
+    return {
+        "experiment": experiment,
+        "config": stamped_config(config),
+        **provenance(),
+        "environment": environment(),
+    }
+
+
+def stamp(out: str | os.PathLike, experiment: str, config: Any) -> None:
+    """Write OUT/run.json (`run_record`) for a command that is not resumed (theory_checks,
+    alexnet_readout, cnn_eval, benchmark): a rerun into the same OUT replaces it, as it
+    replaces the results."""
+    write_json(Path(out) / RUN_FILE, run_record(experiment, config))
 
 
 def source_commit(root: Path = SOURCE) -> str | None:
