@@ -9,6 +9,8 @@ a 227 input), the final layer's size (1000) and the top-5 ImageNet classes; save
 `conv1_NN_<name>.png` (the input and all 64 conv1 channels) and `results.json` in DIR
 (default runs/alexnet_readout/<UTC timestamp>/). Weights that are not torchvision's pretrained
 file are announced on every run (stderr, results.json, figures): their classes mean nothing.
+An IMAGE `sample:NAME` is a photo bundled with matplotlib (grace_hopper) or scikit-image
+(chelsea, coffee, astronaut), e.g. `sample:chelsea`.
 """
 
 from __future__ import annotations
@@ -22,7 +24,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = build_parser(
         ReadoutConfig, description=__doc__, prog="python -m experiments.alexnet_readout"
     )
-    parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
+    parser.add_argument(
+        "images",
+        nargs="+",
+        metavar="IMAGE",
+        help="image files, or sample:NAME for a bundled photo (grace_hopper, chelsea, coffee, astronaut)",
+    )
     args = vars(parser.parse_args(argv))
     alexnet.readout(ReadoutConfig(**{**args, "images": tuple(args["images"])}))
 

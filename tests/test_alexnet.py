@@ -22,6 +22,7 @@ import pytest
 
 from hw5jax.alexnet import convert
 from hw5jax.alexnet.images import load_image
+from hw5jax.errors import ImageError
 from hw5jax.models import alexnet
 from hw5jax.runs import checkpoint
 
@@ -400,3 +401,13 @@ def test_unreadable_pth_files(tmp_path):
     ]:
         with pytest.raises(convert.ConversionError, match=expected):
             convert.load_torch_state_dict(path)
+
+
+def test_sample_photos_by_name(photos):
+    from hw5jax.alexnet.images import SAMPLES, resolve
+
+    for name in SAMPLES:
+        assert np.array_equal(load_image(f"sample:{name}"), load_image(photos[name]))
+    assert resolve("x/sample:chelsea.png") == Path("x/sample:chelsea.png")  # a plain path
+    with pytest.raises(ImageError, match="no such sample photo"):
+        resolve("sample:tiger")

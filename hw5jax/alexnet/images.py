@@ -167,15 +167,50 @@ def _too_small_for_crop(name: str, h: int, w: int) -> ImageTooSmallError:
 RESIZE_PREREDUCE_PIXELS = 16_000_000
 
 
+# Photos that ship with the libraries, named `sample:NAME` on the command line: matplotlib's
+# (installed with hw5jax) and scikit-image's (the test extra).
+SAMPLES = {
+    "grace_hopper": ("matplotlib", "grace_hopper.jpg"),
+    "chelsea": ("skimage", "chelsea.png"),
+    "coffee": ("skimage", "coffee.png"),
+    "astronaut": ("skimage", "astronaut.png"),
+}
+SAMPLE_PREFIX = "sample:"
+
+
+def resolve(path: str | os.PathLike) -> Path:
+    """`path`, or for `sample:NAME` (one of SAMPLES) the bundled photo's file. ImageError for
+    an unknown name, or one whose library is not installed."""
+    text = str(path)
+    if not text.startswith(SAMPLE_PREFIX):
+        return Path(path)
+    name = text[len(SAMPLE_PREFIX) :]
+    if name not in SAMPLES:
+        raise ImageError(f"{text}: no such sample photo (samples: {', '.join(SAMPLES)})")
+    library, file = SAMPLES[name]
+    try:
+        if library == "matplotlib":
+            from matplotlib import cbook
+
+            return Path(cbook.get_sample_data(file, asfileobj=False))
+        import skimage.data
+
+        return Path(skimage.data.__file__).parent / file
+    except ImportError:
+        raise ImageError(
+            f"{text}: needs {library} (pip install scikit-image, or make setup)"
+        ) from None
+
+
 def load_image(path: str | os.PathLike, size: int = DEFAULT_SIZE, fit: Fit = "crop") -> np.ndarray:
-    """Image file -> float32[size, size, 3] network input (ImageNet-normalised RGB, NHWC
-    without the batch axis); smaller than size x size only for `crop` of a smaller image.
-    Raises ImageError (ImageTooSmallError below 63 px with `crop`).
+    """Image file (or `sample:NAME`, see `resolve`) -> float32[size, size, 3] network input
+    (ImageNet-normalised RGB, NHWC without the batch axis); smaller than size x size only for
+    `crop` of a smaller image. Raises ImageError (ImageTooSmallError below 63 px with `crop`).
 
     Only the pixels the fit uses are converted to float: `crop` and `pad` cut the decoded
     image first (the same centre box), so a large photo costs its decoded size, not 4x it.
     """
-    path = Path(path)
+    path = resolve(path)
     _check_fit(size, fit, str(path))
     img = _decode(path)
     w, h = img.size

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import cast
 
 from hw5jax.alexnet import convert as conversion
-from hw5jax.alexnet.images import Fit, denormalize, load_image
+from hw5jax.alexnet.images import Fit, denormalize, load_image, resolve
 from hw5jax.alexnet.readout import conv1_figure, reader, weights_notice
 from hw5jax.configs.alexnet import ConvertConfig, ReadoutConfig
 from hw5jax.errors import ConfigError
@@ -82,9 +82,9 @@ def readout(config: ReadoutConfig) -> Path:
     for index, (path, x) in enumerate(zip(config.images, inputs, strict=True)):
         seen = read(x)
         conv1_chw = seen.conv1_chw
-        figure = f"conv1_{index:02d}_{Path(path).stem}.png"
+        figure = f"conv1_{index:02d}_{resolve(path).stem}.png"
         results.save_figure(
-            conv1_figure(denormalize(x), seen.conv1, Path(path).name, seen.top5, notice),
+            conv1_figure(denormalize(x), seen.conv1, resolve(path).name, seen.top5, notice),
             out / figure,
         )
         records.append(
