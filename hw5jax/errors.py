@@ -54,3 +54,12 @@ class ImageTooSmallError(ImageError):
 
 class Interrupted(Exception):
     """Ctrl-C during a resumable run: the message says how to continue it (exit code 130)."""
+
+
+class BrowserMissing(UserError):
+    """No Chromium to print a page with: the message says how to install one or point to it."""
+
+
+class BrowserError(UserError):
+    """Chromium failed or timed out on a page: the message names the page and Chromium's last
+    line of stderr."""
