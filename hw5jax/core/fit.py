@@ -1,7 +1,9 @@
 """The one training loop of the project: epochs of `hw5jax.core.train.Trainer` over MNIST,
 for one run (`fit`) or a stack of runs as one vmapped program (`fit_grid`: a learning-rate
 grid or a set of seeds), validation after every epoch, per-epoch checkpoints in a `Store`
-that the caller opens (the loop knows nothing of run directories).
+that the caller opens (the loop knows nothing of run directories). A final model is evaluated
+by `accuracy_on`, or `probabilities_on` for its class probabilities (e.g. to average over an
+ensemble; `accuracy_of` scores the argmax).
 
     trainer = Trainer(partial(MLP, activation="relu"), "adam")
     result = fit(trainer, mnist, {"learning_rate": 1e-3}, seed=0, epochs=30)
@@ -19,10 +21,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from hw5jax.core.augment import View
+from hw5jax.core.augment import View, view
 from hw5jax.core.optim import full_hparams
 from hw5jax.core.sharding import runs_mesh, shard_runs, to_host
-from hw5jax.core.train import State, Trainer
+from hw5jax.core.train import State, Trainer, as_float
 from hw5jax.data import MNIST, Split
 
 
@@ -280,3 +282,52 @@ def accuracy_on(
     `views`: test-time augmentation (see `Trainer.evaluate`)."""
     x, y = device_split(split)
     return float(trainer.evaluate_jit(state, x, y, views=views)["accuracy"])
+
+
+def _probabilities(
+    trainer: Trainer, state: State, images: jax.Array, views: tuple[View, ...] | None
+) -> jax.Array:
+    """float[n, classes]: `Trainer.evaluate`'s predictions as probabilities, in the same
+    chunks (the last one zero-padded, the padding dropped)."""
+    n = images.shape[0]
+    chunk = min(trainer.eval_batch_size, n)
+    pad = (-n) % chunk
+    x = jnp.pad(images, [(0, pad)] + [(0, 0)] * (images.ndim - 1))
+
+    def logits_of(xb):
+        return trainer.apply(trainer.eval_params(state), state["model_state"], xb, train=False)[0]
+
+    def one(xb):
+        xb = as_float(xb)
+        if views is None:
+            return jax.nn.softmax(logits_of(xb))
+        # the mean softmax over the views, through its log as `Trainer.evaluate` takes it
+        log_mean = jax.nn.logsumexp(
+            jnp.stack([jax.nn.log_softmax(logits_of(view(xb, v))) for v in views]), axis=0
+        ) - jnp.log(len(views))
+        return jnp.exp(log_mean)
+
+    probs = jax.lax.map(one, x.reshape((-1, chunk) + x.shape[1:]))
+    return probs.reshape((n + pad, -1))[:n]
+
+
+# Compiled once per Trainer (hashed by identity) and per views and input shape.
+_probabilities_jit = jax.jit(_probabilities, static_argnames=("trainer", "views"))
+
+
+def probabilities_on(
+    trainer: Trainer, state: State, split: Split, views: tuple[View, ...] | None = None
+) -> np.ndarray:
+    """Class probabilities float32[n, classes] of one trained state on a split: the softmax
+    of the plain forward pass, or with `views` the mean softmax over them (the averaging of
+    `accuracy_on`). For ensembles: average these over models, then take the argmax."""
+    images = jax.device_put(split.images)
+    return np.asarray(_probabilities_jit(trainer, state, images, views=views))
+
+
+def accuracy_of(probs: np.ndarray, labels: np.ndarray) -> float:
+    """Accuracy of the argmax of `probs` [n, classes], as `Trainer.evaluate` computes it (the
+    float32 quotient of correct over n, so one model's `probabilities_on` and `accuracy_on`
+    give the same number)."""
+    correct = np.sum(np.argmax(probs, axis=-1) == np.asarray(labels))
+    return float(np.float32(correct) / np.float32(len(labels)))

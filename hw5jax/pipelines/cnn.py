@@ -1,7 +1,8 @@
 """Problem 5.2 end to end: a CNN recipe trained in JAX (`run_cnn_mnist`), the homework's
-recipe trained in PyTorch (`run_cnn_torch`) and a `cnn_mnist` run's checkpoints evaluated
-again, plain and with test-time augmentation (`run_cnn_eval`). Each claims its output
-directory, trains (resumably, one stage per seed) or evaluates, and writes its report.
+recipe trained in PyTorch (`run_cnn_torch`) and the checkpoints of `cnn_mnist` runs evaluated
+again, plain and with test-time augmentation, one by one and optionally as one ensemble
+(`run_cnn_eval`). Each claims its output directory, trains (resumably, one stage per seed) or
+evaluates, and writes its report.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from hw5jax.configs.cnn import (
     TorchCNNConfig,
 )
 from hw5jax.core.augment import make_augment, tta_views
-from hw5jax.core.fit import accuracy_on, fit
+from hw5jax.core.fit import accuracy_of, accuracy_on, fit, probabilities_on
 from hw5jax.core.optim import full_hparams
 from hw5jax.core.train import Trainer
 from hw5jax.errors import ConfigError
@@ -38,7 +39,7 @@ from hw5jax.reporting.progress import Progress
 from hw5jax.runs import checkpoint
 from hw5jax.runs.files import output_dir, write_file
 from hw5jax.runs.metrics import MetricsLog, step_size
-from hw5jax.runs.rundir import stop_point
+from hw5jax.runs.rundir import stamp, stop_point
 from hw5jax.runs.store import ProgramStore
 
 # Evaluation in chunks of 250 images: the im2col patches of 2,000 (the MLP's chunk) take
@@ -306,6 +307,26 @@ def checkpoints_of(run: Path) -> list[Path]:
     return sorted(found, key=_seed_of)
 
 
+def _members(runs: list[Path]) -> list[tuple[Path, dict]]:
+    """Every final checkpoint of `runs` (in the order given, each run's by seed) with its
+    metadata. Two with the same seed and the same hyperparameters are a ConfigError (the
+    same model twice, e.g. one run given twice)."""
+    found = []
+    seen: dict[tuple[int, str], Path] = {}
+    for run in runs:
+        for path in checkpoints_of(run):
+            meta = checkpoint.read_metadata(path)
+            key = (meta["seed"], json.dumps(meta["hparams"], sort_keys=True))
+            if key in seen:
+                raise ConfigError(
+                    f"{path}: seed {meta['seed']} with the same hyperparameters as {seen[key]} "
+                    "(give each checkpoint once)"
+                )
+            seen[key] = path
+            found.append((path, meta))
+    return found
+
+
 def _summary(values: list[float | None]) -> dict:
     present = [v for v in values if v is not None]
     if len(present) < len(values):
@@ -313,22 +334,44 @@ def _summary(values: list[float | None]) -> dict:
     return {"per_seed": present, "mean": float(np.mean(present)), "std": float(np.std(present))}
 
 
+def _ensemble(rows: list[dict], probs: list[dict], mnist: mnist_data.MNIST) -> dict:
+    """results.json's "ensemble": the accuracy of the argmax of the members' mean
+    probabilities, plain and with the views; validation None when a member trained on it."""
+    result: dict[str, Any] = {
+        "members": [r["seed"] for r in rows],
+        "checkpoints": [r["checkpoint"] for r in rows],
+    }
+    for name in ("plain", "with_tta"):
+        accuracy: dict[str, float | None] = {}
+        for split in ("val", "test"):
+            member_probs = [p[name][split] for p in probs]
+            accuracy[f"{split}_accuracy"] = (
+                None
+                if any(m is None for m in member_probs)
+                else accuracy_of(np.mean(member_probs, axis=0), getattr(mnist, split).labels)
+            )
+        result[name] = {**accuracy, "seconds_per_member": [p[name]["seconds"] for p in probs]}
+    return result
+
+
 def run_cnn_eval(config: EvalConfig) -> dict:
-    """Restore every checkpoint of the config's run and measure its validation (null for a
+    """Restore every checkpoint of the config's runs and measure its validation (null for a
     run trained on train+val) and test accuracy, plain and with the views of `config.tta`;
-    writes OUT/results.json and table.md. Returns the results."""
+    with `config.ensemble` also the ensemble of them all (the argmax of the mean of their
+    probabilities). Writes OUT/run.json, results.json and table.md. Returns the results."""
     start = time.perf_counter()
-    run = Path(config.run)
-    paths = checkpoints_of(run)
+    runs = [Path(r) for r in config.runs]
+    members = _members(runs)  # bad input: refused before anything is written
     mnist = mnist_data.load_mnist(config.data)
     views = tta_views(config.tta)
     out = output_dir(config.out, "cnn_eval")
+    stamp(out, "cnn_eval", config)
     rows = []
+    probs: list[dict] = []  # with --ensemble, per checkpoint: {name: {split: [n, 10] | None}}
     trainers: dict[str, Trainer] = {}  # one per recipe: its evaluation compiles once
-    with tqdm(total=len(paths), unit="seed", desc="cnn_eval", file=sys.stderr) as bar:
-        for path in paths:
-            meta = checkpoint.read_metadata(path)  # says how to build the trainer
-            hp = meta["hparams"]
+    with tqdm(total=len(members), unit="seed", desc="cnn_eval", file=sys.stderr) as bar:
+        for path, meta in members:
+            hp = meta["hparams"]  # says how to build the trainer
             key = json.dumps(hp, sort_keys=True)
             if key not in trainers:
                 trainers[key] = make_trainer(hp, n_train=len(mnist.train.labels))
@@ -336,6 +379,7 @@ def run_cnn_eval(config: EvalConfig) -> dict:
             state, _ = checkpoint.restore(path, like=trainer.abstract_state())
             held_out = hp.get("train_on", "train") == "train"
             row = {"seed": meta["seed"], "checkpoint": str(path)}
+            member: dict = {}
             for name, v in (("plain", None), ("with_tta", views)):
                 t0 = time.perf_counter()
                 row[name] = {
@@ -343,15 +387,24 @@ def run_cnn_eval(config: EvalConfig) -> dict:
                     "test": accuracy_on(trainer, state, mnist.test, v),
                 }
                 row[name]["seconds"] = time.perf_counter() - t0
+                if config.ensemble:
+                    t0 = time.perf_counter()
+                    member[name] = {
+                        "val": probabilities_on(trainer, state, mnist.val, v) if held_out else None,
+                        "test": probabilities_on(trainer, state, mnist.test, v),
+                    }
+                    member[name]["seconds"] = time.perf_counter() - t0
             rows.append(row)
+            probs.append(member)
             bar.update(1)
             bar.set_postfix_str(
                 f"seed {row['seed']}: test {row['plain']['test']:.4f} -> "
                 f"{row['with_tta']['test']:.4f}"
             )
-    results = {
+    results: dict[str, Any] = {
         "experiment": "cnn_eval",
-        "run": str(run),
+        **({"run": str(runs[0])} if len(runs) == 1 else {}),
+        "runs": [str(r) for r in runs],
         "tta": config.tta,
         "views": [list(v) for v in views],
         "seeds": [r["seed"] for r in rows],
@@ -365,6 +418,8 @@ def run_cnn_eval(config: EvalConfig) -> dict:
             for name in ("plain", "with_tta")
         },
         "checkpoints": [r["checkpoint"] for r in rows],
-        "wall_seconds": time.perf_counter() - start,
     }
+    if config.ensemble:
+        results["ensemble"] = _ensemble(rows, probs, mnist)
+    results["wall_seconds"] = time.perf_counter() - start
     return write_eval_report(out, results)

@@ -1,6 +1,7 @@
 """Problem 5.2's reports: a CNN run's results.json, table.md and curve (`report`, `table`;
 `cnn_mnist` and `cnn_torch` write the same keys, so the two compare line by line) and the
-table of a run evaluated again with test-time augmentation (`eval_table`, `cnn_eval`).
+table of runs evaluated again with test-time augmentation, and as one ensemble (`eval_table`,
+`cnn_eval`).
 """
 
 from __future__ import annotations
@@ -112,25 +113,38 @@ def _cell(summary: dict) -> str:
     return f"{per_seed} → **{100 * summary['mean']:.2f}% ± {100 * summary['std']:.2f}**"
 
 
+def _pct_or_none(x: float | None) -> str:
+    return "none held out" if x is None else f"**{_pct(x)}**"
+
+
 def eval_table(results: dict) -> str:
     """Markdown of a `cnn_eval` run: plain against test-time augmentation, per seed and mean
-    ± std."""
+    ± std, and the ensemble of all the seeds when it was evaluated."""
+    runs = results.get("runs") or [results["run"]]  # results.json before "runs": one run
+    label_tta = f"test-time augmentation {results['tta']!r} ({len(results['views'])} views)"
     lines = [
-        f"Checkpoints of {results['run']}, seeds {results['seeds']}.",
+        f"Checkpoints of {', '.join(runs)}, seeds {results['seeds']}.",
         "",
         "| evaluation | validation accuracy (%) | test accuracy (%) | "
         "seconds per seed (validation + test) |",
         "|---|---|---|---|",
     ]
-    for name, label in (
-        ("plain", "plain forward pass"),
-        ("with_tta", f"test-time augmentation {results['tta']!r} ({len(results['views'])} views)"),
-    ):
+    for name, label in (("plain", "plain forward pass"), ("with_tta", label_tta)):
         r = results[name]
         lines.append(
             f"| {label} | {_cell(r['val_accuracy'])} | {_cell(r['test_accuracy'])} | "
             f"{np.mean(r['seconds_per_seed']):.1f} |"
         )
+    ensemble = results.get("ensemble")
+    if ensemble is not None:
+        n = len(ensemble["members"])
+        for name, label in (("plain", "plain forward pass"), ("with_tta", label_tta)):
+            e = ensemble[name]
+            lines.append(
+                f"| ensemble of the {n} checkpoints (mean probabilities), {label} | "
+                f"{_pct_or_none(e['val_accuracy'])} | {_pct_or_none(e['test_accuracy'])} | "
+                f"+{np.mean(e['seconds_per_member']):.1f} per member |"
+            )
     return "\n".join(lines) + "\n"
 
 
