@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run test test-all lint lock clean
+.PHONY: setup run test test-all lint lock clean reproduce promote report docs
 
 setup: $(STAMP)
 	$(PY) -m hw5jax.data fetch
@@ -34,6 +34,47 @@ test: setup lint
 # inputs, several processes).
 test-all: setup lint
 	$(PY) -m pytest
+
+# The default run of every experiment into runs/reproduce/<entry>/ (the commands of
+# hw5jax/runs/results.py's ENTRIES). Each is resumable, or skipped once finished, so an
+# interrupted `make reproduce` continues where it stopped. Hours on 2 cores (the best CNN
+# recipe's 5 seeds most of it).
+REPRO := runs/reproduce
+PHOTOS := sample:grace_hopper sample:chelsea sample:coffee sample:astronaut
+
+reproduce: setup weights/alexnet
+	$(PY) -m experiments.optim_sweep --out $(REPRO)/optim_sweep
+	$(PY) -m experiments.batchnorm --out $(REPRO)/batchnorm
+	$(PY) -m experiments.cnn_mnist --recipe homework --out $(REPRO)/cnn_homework
+	$(PY) -m experiments.cnn_mnist --recipe best --seeds 5 --out $(REPRO)/cnn_best
+	test -f $(REPRO)/cnn_ensemble/results.json || \
+	  $(PY) -m experiments.cnn_eval $(REPRO)/cnn_best --ensemble --out $(REPRO)/cnn_ensemble
+	$(PY) -m experiments.cnn_torch --out $(REPRO)/cnn_torch
+	test -f $(REPRO)/theory_checks/results.json || \
+	  $(PY) -m experiments.theory_checks --out $(REPRO)/theory_checks
+	test -f $(REPRO)/alexnet_readout/results.json || \
+	  $(PY) -m experiments.alexnet_readout $(PHOTOS) --out $(REPRO)/alexnet_readout
+	test -f $(REPRO)/benchmark/results.json || \
+	  $(PY) -m experiments.benchmark --out $(REPRO)/benchmark
+	@echo "all finished: 'make promote' copies them into results/"
+
+# Without torchvision's pretrained file (weights/README.md), a random-weight stand-in.
+weights/alexnet:
+	$(PY) -m experiments.convert_alexnet --make-random-reference weights/alexnet_random.pth
+	$(PY) -m experiments.convert_alexnet weights/alexnet_random.pth --out weights/alexnet
+
+# runs/reproduce/* -> results/ (with provenance.json), then the README's and docs' blocks.
+promote: setup
+	$(PY) -m experiments.report --promote $(REPRO)/*
+	$(MAKE) docs
+
+# The answer key, from results/: runs/report/<UTC time>/index.html.
+report: setup
+	$(PY) -m experiments.report
+
+# The README's and docs' result blocks, rewritten from results/.
+docs: setup
+	$(PY) -m experiments.report --refresh-docs
 
 # Rewrite requirements.lock from the environment (after changing pyproject.toml's ranges:
 # `pip install -e '.[test]'` into .venv first).

@@ -15,6 +15,7 @@ An IMAGE `sample:NAME` is a photo bundled with matplotlib (grace_hopper) or scik
 
 from __future__ import annotations
 
+from hw5jax.alexnet.images import SAMPLES
 from hw5jax.cli import build_parser, run_main
 from hw5jax.configs.alexnet import ReadoutConfig
 from hw5jax.pipelines import alexnet
@@ -28,7 +29,7 @@ def main(argv: list[str] | None = None) -> None:
         "images",
         nargs="+",
         metavar="IMAGE",
-        help="image files, or sample:NAME for a bundled photo (grace_hopper, chelsea, coffee, astronaut)",
+        help=f"image files, or sample:NAME for a bundled photo ({', '.join(SAMPLES)})",
     )
     args = vars(parser.parse_args(argv))
     alexnet.readout(ReadoutConfig(**{**args, "images": tuple(args["images"])}))

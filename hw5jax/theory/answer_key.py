@@ -9,6 +9,7 @@ derived from them (spreads, medians, the tail-off epoch, ...), never formatted t
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -180,3 +181,47 @@ def render_answer_key(
     """theory.md for this run: `argv` as given on the command line, `wall_seconds` its time."""
     template = environment().get_template(TEMPLATE)
     return template.render(answer_key_values(results, checks, argv, wall_seconds))
+
+
+def theory_parts(markdown: str) -> dict[str, dict[str, Any]]:
+    """theory.md split by problem: {"1.1": {"text", "figures"}, "1.2(a)": ...}. A problem
+    with parts ("**(a) ...") gives each part its paragraphs (the first part also the
+    problem's preamble, the last its figures). Tables and claim lists are left out (the page
+    shows the checks from results.json)."""
+    parts: dict[str, dict[str, Any]] = {}
+    for block in re.split(r"^## Problem ", markdown, flags=re.M)[1:]:
+        number = block.split()[0]
+        lines = block.splitlines()[1:]
+        kept = _without_check_tables(lines)
+        figures = re.findall(r"`([\w.-]+\.png)`", block)
+        text = "\n".join(kept)
+        pieces = re.split(r"^(?=\*\*\([a-c]\))", text, flags=re.M)
+        if len(pieces) == 1:
+            parts[number] = {"text": text.strip(), "figures": figures}
+            continue
+        preamble, subparts = pieces[0], pieces[1:]
+        for i, piece in enumerate(subparts):
+            key = f"{number}({piece[3]})"
+            body = (preamble if i == 0 else "") + "\n\n" + piece
+            last = i == len(subparts) - 1
+            parts[key] = {"text": body.strip(), "figures": figures if last else []}
+    return parts
+
+
+def _without_check_tables(lines: list[str]) -> list[str]:
+    """theory.md's lines less each checks table, the list of claims after it and the
+    "Figure(s): ..." lines."""
+    kept: list[str] = []
+    skipping = None  # None, "table", "gap" (blank lines after it), "claims"
+    for line in lines:
+        if line.startswith("| check |"):
+            skipping = "table"
+        if skipping == "table" and not line.startswith("|"):
+            skipping = "gap"
+        if skipping == "gap" and line.strip():
+            skipping = "claims" if line.startswith("- *") else None
+        if skipping == "claims" and not line.strip():
+            skipping = None
+        if skipping is None and not line.startswith("Figure"):
+            kept.append(line)
+    return kept
