@@ -79,6 +79,10 @@ def cell(value: Any) -> str:
     return str(value)
 
 
+def _all_pass(checks: list[dict]) -> str:
+    return "its one check passes" if len(checks) == 1 else f"all {len(checks)} checks pass"
+
+
 def theory_verdict(
     checks: list[dict], against: tuple[str, ...] = (), against_kind: str = "partly"
 ) -> dict[str, str]:
@@ -109,10 +113,10 @@ def theory_verdict(
     if contrary:
         return verdict(
             against_kind,
-            f"all {len(checks)} checks pass, and these show the homework's answer wrong"
+            f"{_all_pass(checks)}, and these show the homework's answer wrong"
             f"{' in part' if against_kind == 'partly' else ''}: {'; '.join(contrary)}",
         )
-    return verdict("agrees", f"all {len(checks)} checks pass")
+    return verdict("agrees", _all_pass(checks))
 
 
 def theory_section(problem: hw.Problem, found: Found, parts: Mapping[str, dict]) -> dict:

@@ -85,9 +85,9 @@ def glance(found: answers.Found) -> str:
     """The README's table: each problem's verdict, computed as the answer key computes it."""
     rows = ["| problem | verdict | ours, against the homework's |", "|---|---|---|"]
     for s in build_sections(found):
-        text = s["verdict"]["text"].replace("|", "\\|")
+        text, title = (v.replace("|", "\\|") for v in (s["verdict"]["text"], s["title"]))
         rows.append(
-            f"| [{s['id']}]({_link(s['id'])}) {s['title']} | {s['verdict']['kind']} | {text} |"
+            f"| [{s['id']}]({_link(s['id'])}) {title} | {s['verdict']['kind']} | {text} |"
         )
     used = [r for r in found.values() if r is not None]
     stacks = sorted({answers.provenance_line(r).split(" · ")[2] for r in used})
