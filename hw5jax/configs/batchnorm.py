@@ -20,7 +20,7 @@ class BatchnormConfig(MLPConfig):
     """Problem 3.2: the sweep's MLP with and without BatchNorm, plain SGD, eta retuned.
 
     run: python -m experiments.batchnorm
-    expected: test batchnorm 98.03% (eta 0.5), plain 97.93% (eta 0.5) (3 seeds), 138 s on 2 cores
+    expected: test batchnorm 98.02% (eta 0.5), plain 97.93% (eta 0.5) (3 seeds), ~140 s on 2 cores
     """
 
     # Powers of two, 1/32 .. 8: log-spaced and wide enough to hold the homework's 2.0.

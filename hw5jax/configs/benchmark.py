@@ -18,7 +18,7 @@ class BenchmarkConfig:
     """hw5jax against the homework's PyTorch loop: same data, weights and steps, one process.
 
     run: python -m experiments.benchmark
-    expected: PyTorch s / hw5jax s: MLP SGD 1.77, Adam 2.80, grid 3.43, CNN 0.56; ~7.5 min 2 cores
+    expected: PyTorch s / hw5jax s: MLP SGD 1.96, Adam 2.96, grid 3.69, CNN 0.83; ~5-7.5 min 2 cores
     """
 
     out: str | None = option(
