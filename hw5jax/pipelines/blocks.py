@@ -86,9 +86,7 @@ def glance(found: answers.Found) -> str:
     rows = ["| problem | verdict | ours, against the homework's |", "|---|---|---|"]
     for s in build_sections(found):
         text, title = (v.replace("|", "\\|") for v in (s["verdict"]["text"], s["title"]))
-        rows.append(
-            f"| [{s['id']}]({_link(s['id'])}) {title} | {s['verdict']['kind']} | {text} |"
-        )
+        rows.append(f"| [{s['id']}]({_link(s['id'])}) {title} | {s['verdict']['kind']} | {text} |")
     used = [r for r in found.values() if r is not None]
     stacks = sorted({answers.provenance_line(r).split(" · ")[2] for r in used})
     cpus = sorted({f"{r.provenance.get('cpu')}" for r in used})
