@@ -26,8 +26,6 @@ from hw5jax.runs.files import output_dir, write_text
 from hw5jax.runs.results import BY_NAME, Result, load_runs, load_set
 from hw5jax.theory.answer_key import theory_parts
 
-# ---------------------------------------------------------------------------- the page
-
 
 def build_sections(found: answers.Found) -> list[dict[str, Any]]:
     """One dict per problem, in the homework's order (`hw5jax.configs.homework.PROBLEMS`)."""
@@ -37,7 +35,7 @@ def build_sections(found: answers.Found) -> list[dict[str, Any]]:
         parts = theory_parts(theory.file("theory.md").read_text())
     sections = []
     for problem in hw.PROBLEMS:
-        if problem.id.startswith(("3.1",)):
+        if problem.id == "3.1":
             body = answers.optimizers_section(found)
         elif problem.id == "3.2":
             body = answers.batchnorm_section(found)
