@@ -11,6 +11,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from hw5jax.configs import homework as hw
 from hw5jax.reporting import page
 from hw5jax.reporting.optimizers import format_hparams
@@ -29,8 +31,6 @@ def pct(x: float | None, digits: int = 2) -> str:
 
 def pm(values: Iterable[float]) -> str:
     """Mean ± population std of accuracies, in percent."""
-    import numpy as np
-
     v = np.asarray(list(values), dtype=float)
     return f"{100 * v.mean():.2f}% ± {100 * v.std():.2f} ({len(v)} seed{'s' * (len(v) != 1)})"
 
@@ -156,28 +156,28 @@ def theory_section(problem: hw.Problem, found: Found, parts: Mapping[str, dict])
 # ------------------------------------------------------------------ the trained problems
 
 
+def trained_rows(entries: Mapping[str, Mapping]) -> tuple[list[list[str]], dict[str, float]]:
+    """Per entry of a sweep (optimizer or variant): [name, selected, mean ± std, per seed],
+    or a "diverged" row; and the mean test accuracy of each entry that trained."""
+    rows, means = [], {}
+    for name, entry in entries.items():
+        if entry.get("selected") is None:
+            rows.append([name, "every grid point diverged", "—", ""])
+            continue
+        means[name] = entry["test_accuracy_mean"]
+        acc = entry["test_accuracy"]
+        rows.append([name, format_hparams(entry["selected"]), pm(acc), seeds_text(acc)])
+    return rows, means
+
+
 def optimizers_section(found: Found) -> dict:
     sweep = found["optim_sweep"]
     if sweep is None:
         return {}
-    entries = sweep.results["optimizers"]
-    rows, means = [], {}
-    for name, entry in entries.items():
-        setting, theirs = hw.OPTIMIZERS.get(name, ("—", None))
-        if entry.get("selected") is None:
-            rows.append([name, "every grid point diverged", "—", "", setting, pct(theirs)])
-            continue
-        means[name] = entry["test_accuracy_mean"]
-        rows.append(
-            [
-                name,
-                format_hparams(entry["selected"]),
-                pm(entry["test_accuracy"]),
-                seeds_text(entry["test_accuracy"]),
-                setting,
-                pct(theirs),
-            ]
-        )
+    rows, means = trained_rows(sweep.results["optimizers"])
+    for row in rows:
+        setting, theirs = hw.OPTIMIZERS.get(row[0], ("—", None))
+        row += [setting, pct(theirs)]
     best = max(means, key=means.__getitem__) if means else None
     if best is None:
         found_verdict = verdict("fails", "every optimizer diverged")
@@ -216,21 +216,7 @@ def batchnorm_section(found: Found) -> dict:
     bn = found["batchnorm"]
     if bn is None:
         return {}
-    variants = bn.results["variants"]
-    rows, means = [], {}
-    for name, entry in variants.items():
-        if entry.get("selected") is None:
-            rows.append([name, "every grid point diverged", "—", ""])
-            continue
-        means[name] = entry["test_accuracy_mean"]
-        rows.append(
-            [
-                name,
-                format_hparams(entry["selected"]),
-                pm(entry["test_accuracy"]),
-                seeds_text(entry["test_accuracy"]),
-            ]
-        )
+    rows, means = trained_rows(bn.results["variants"])
     rows.append(
         [
             "batchnorm (homework's)",
@@ -425,11 +411,7 @@ def cnn_section(found: Found) -> dict:
     sweep = found["optim_sweep"]
     mlp = None
     if sweep is not None:
-        means = {
-            k: v["test_accuracy_mean"]
-            for k, v in sweep.results["optimizers"].items()
-            if v.get("selected") is not None
-        }
+        _, means = trained_rows(sweep.results["optimizers"])
         if means:
             best = max(means, key=means.__getitem__)
             mlp = means[best]
@@ -448,8 +430,6 @@ def cnn_section(found: Found) -> dict:
             if len(rows) > 1
             else {}
         )
-    import numpy as np
-
     mean = float(np.mean(seeds))
     beats = mlp is not None and mean > mlp
     inside = min(seeds) <= hw.CNN_TEST_ACCURACY <= max(seeds)

@@ -98,12 +98,12 @@ def glance(found: answers.Found) -> str:
     )
 
 
+# The docs page of each problem (Problems 1, 2 and 5.1 are the theory page's).
+PAGE_OF = {"3.1": "optimizers", "3.2": "batchnorm", "4": "alexnet", "5.2": "cnn"}
+
+
 def _link(problem: str) -> str:
-    page = {"3": "optimizers", "4": "alexnet"}.get(problem[0], "theory")
-    if problem == "3.2":
-        page = "batchnorm"
-    if problem == "5.2":
-        page = "cnn"
+    page = PAGE_OF.get(problem, PAGE_OF.get(problem.split(".")[0], "theory"))
     return f"docs/{page}.md"
 
 
