@@ -8,6 +8,7 @@ STAMP  := $(VENV)/.installed
 
 setup: $(STAMP)
 	$(PY) -m hw5jax.data fetch
+	$(PY) -m hw5jax.kernels.build
 
 # The exact stack of requirements.lock, then hw5jax itself (editable, no dependencies);
 # redone only when the lock or pyproject.toml changes.
