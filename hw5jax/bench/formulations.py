@@ -25,6 +25,7 @@ from hw5jax.bench.networks import (
     init_state,
 )
 from hw5jax.bench.timing import block, compare
+from hw5jax.kernels.conv import available, onednn_conv
 from hw5jax.models.cnn import CNN, conv_as_matmul, max_pool_2x2
 
 
@@ -73,6 +74,8 @@ FORMULATIONS: dict[str, tuple[Callable, Callable]] = {
         max_pool_2x2,
     ),
 }
+if available():  # built by `python -m hw5jax.kernels.build`
+    FORMULATIONS["oneDNN via jax.ffi (hw5jax.kernels)"] = (onednn_conv, max_pool_2x2)
 
 
 class CNNVariant(CNN):

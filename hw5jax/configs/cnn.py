@@ -13,6 +13,7 @@ from typing import Any
 from hw5jax.configs.common import STRICT_RESUME_HELP, TENSORBOARD_HELP, check_declared, option
 from hw5jax.core.augment import TTA_VIEWS
 from hw5jax.errors import ConfigError
+from hw5jax.kernels.conv import CONVS
 from hw5jax.models.cnn import WEIGHT_INITS
 from hw5jax.runs.metrics import require_tensorboard
 
@@ -72,6 +73,10 @@ TRAIN_ON_HELP = (
     "train (50,000 images; validate on the other 10,000) | train+val (all 60,000, no validation)"
 )
 QUICK_HELP = "smoke run: 2,000 training images, 1 epoch, 1 seed"
+CONV_HELP = (
+    "the convolutions: xla (im2col + matmul) | onednn (hw5jax.kernels, built by `make setup`) | "
+    "auto (onednn where built, else xla; the default); the same parameters and numbers to 1e-5"
+)
 
 
 def _out(experiment: str) -> Any:
@@ -156,6 +161,8 @@ class CNNConfig:
     )
     train_on: str = option("train", TRAIN_ON_HELP, metavar="SPLITS", choices=TRAIN_ON)
     no_test: bool = option(False, "validation only, the test split untouched (for ablations)")
+    # None stands for auto: a run stamped before this option existed resumes as it was.
+    conv: str | None = option(None, CONV_HELP, metavar="CONV", choices=CONVS)
     quick: bool = option(False, QUICK_HELP)
     strict_resume: bool = option(False, STRICT_RESUME_HELP)
     tensorboard: bool = option(False, TENSORBOARD_HELP)

@@ -16,9 +16,14 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from hw5jax.kernels.conv import onednn_conv
+
 # ReLU halves the variance it passes on: N(0, 2/fan_in) keeps activations the same size.
 HE_INIT = nnx.initializers.variance_scaling(2.0, "fan_in", "normal")
 WEIGHT_INITS = ("he", "torch")
+# The convolutions that run: "xla" (`conv_as_matmul`) or "onednn" (hw5jax.kernels; the caller
+# resolves "auto" with `hw5jax.kernels.conv.resolve`). The parameters are the same either way.
+CONVS = ("xla", "onednn")
 # MNIST's pixel mean and standard deviation (in [0, 1] units), the constants of PyTorch's
 # MNIST examples (`transforms.Normalize((0.1307,), (0.3081,))`).
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
@@ -107,7 +112,8 @@ class CNN(nnx.Module):
     10-way output; weight_init: "he" or "torch" (PyTorch's default); batch_norm: BatchNorm
     after each conv and hidden dense map (biases dropped, BatchNorm's shift replaces them);
     dropout: rate applied to the input of every dense layer after the first (training only);
-    normalize: standardise the pixels first, (x - MNIST_MEAN) / MNIST_STD.
+    normalize: standardise the pixels first, (x - MNIST_MEAN) / MNIST_STD; conv: "xla"
+    (`conv_as_matmul`) or "onednn" (`hw5jax.kernels.conv.onednn_conv`), same parameters.
     """
 
     def __init__(
@@ -121,6 +127,7 @@ class CNN(nnx.Module):
         bn_momentum: float = 0.9,
         weight_init: str = "he",
         normalize: bool = False,
+        conv: str = "xla",
         rngs: nnx.Rngs,
     ):
         if len(channels) != 2:
@@ -129,6 +136,8 @@ class CNN(nnx.Module):
             raise ValueError(f"unknown weight_init {weight_init!r}: use one of {WEIGHT_INITS}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout {dropout}: must be in [0, 1)")
+        if conv not in CONVS:
+            raise ValueError(f"unknown conv {conv!r}: use one of {CONVS}")
         self.batch_norm = batch_norm
         self.normalize = normalize
         c_in = (1, *channels[:-1])
@@ -140,7 +149,7 @@ class CNN(nnx.Module):
                     (kernel_size, kernel_size),
                     padding="SAME",
                     use_bias=not batch_norm,
-                    conv_general_dilated=conv_as_matmul,
+                    conv_general_dilated=onednn_conv if conv == "onednn" else conv_as_matmul,
                     rngs=rngs,
                     **dict(
                         zip(

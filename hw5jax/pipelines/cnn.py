@@ -31,6 +31,7 @@ from hw5jax.core.fit import accuracy_of, accuracy_on, fit, probabilities_on
 from hw5jax.core.optim import full_hparams
 from hw5jax.core.train import Trainer
 from hw5jax.errors import ConfigError
+from hw5jax.kernels.conv import resolve
 from hw5jax.models.cnn import CNN
 from hw5jax.pipelines.common import finished, prepare
 from hw5jax.reference.pytorch import TORCH_INSTALL, import_torch, torch_tensors, train_cnn
@@ -49,9 +50,10 @@ EVAL_BATCH_SIZE = 250
 TORCH_LABEL = "homework (PyTorch)"
 
 
-def make_trainer(hp: dict[str, Any], n_train: int) -> Trainer:
+def make_trainer(hp: dict[str, Any], n_train: int, conv: str = "xla") -> Trainer:
     """A Trainer for one recipe (`hp` as returned by `CNNConfig.hparams`, or as a checkpoint's
-    metadata records it)."""
+    metadata records it). `conv`: the convolutions that run, "xla" or "onednn" (resolved;
+    the parameters are the same either way)."""
     model_fn = functools.partial(
         CNN,
         tuple(hp["channels"]),
@@ -60,6 +62,7 @@ def make_trainer(hp: dict[str, Any], n_train: int) -> Trainer:
         dropout=hp["dropout"],
         weight_init=hp["weight_init"],
         normalize=hp["normalize"],
+        conv=conv,
     )
     schedule = None
     if hp["schedule"] == "cosine":
@@ -108,6 +111,7 @@ def run_cnn_mnist(config: CNNConfig) -> dict:
     requested = config
     config = config.effective()
     hp = config.hparams()
+    conv = resolve(config.conv or "auto")  # --conv onednn where it cannot run: nothing written
     # bad input: nothing written; the recipe's values are stamped, not only the overrides
     mnist, data_record, run_dir = prepare(config, "cnn_mnist", {"hparams": hp})
     if (done := finished(run_dir)) is not None:
@@ -117,7 +121,7 @@ def run_cnn_mnist(config: CNNConfig) -> dict:
     )
     held_out = config.train_on == "train"
     out = run_dir.path
-    trainer = make_trainer(hp, n_train=len(mnist.train.labels))
+    trainer = make_trainer(hp, n_train=len(mnist.train.labels), conv=conv)
     seeds = list(range(config.first_seed, config.first_seed + config.seeds))
     sizes = step_size(trainer)
     optimizer_hparams = full_hparams(trainer.optimizer, {"learning_rate": hp["learning_rate"]})
@@ -192,6 +196,7 @@ def run_cnn_mnist(config: CNNConfig) -> dict:
             "recipe": config.recipe,
             "epochs": hp["epochs"],
             "hparams": hp,
+            "conv": conv,
             "data": data_record,
             "seeds": seeds,
             "quick": requested.quick,
@@ -364,6 +369,8 @@ def run_cnn_eval(config: EvalConfig) -> dict:
     members = _members(runs)  # bad input: refused before anything is written
     mnist = mnist_data.load_mnist(config.data)
     views = tta_views(config.tta)
+    # Either convolution evaluates a checkpoint (the same parameters): oneDNN's where built.
+    conv = resolve("auto")
     out = output_dir(config.out, "cnn_eval")
     stamp(out, "cnn_eval", config)
     rows = []
@@ -374,7 +381,7 @@ def run_cnn_eval(config: EvalConfig) -> dict:
             hp = meta["hparams"]  # says how to build the trainer
             key = json.dumps(hp, sort_keys=True)
             if key not in trainers:
-                trainers[key] = make_trainer(hp, n_train=len(mnist.train.labels))
+                trainers[key] = make_trainer(hp, n_train=len(mnist.train.labels), conv=conv)
             trainer = trainers[key]
             state, _ = checkpoint.restore(path, like=trainer.abstract_state())
             held_out = hp.get("train_on", "train") == "train"
@@ -406,6 +413,7 @@ def run_cnn_eval(config: EvalConfig) -> dict:
         **({"run": str(runs[0])} if len(runs) == 1 else {}),
         "runs": [str(r) for r in runs],
         "tta": config.tta,
+        "conv": conv,
         "views": [list(v) for v in views],
         "seeds": [r["seed"] for r in rows],
         "data": {"source": config.data, **mnist_data.describe(mnist)},
