@@ -12,7 +12,7 @@ from experiments import benchmark
 from hw5jax.bench.cases import REGISTRY
 from hw5jax.bench.networks import MLP_NETWORK, cnn_example_flops, mlp_example_flops
 from hw5jax.cli import build_parser, run_main
-from hw5jax.configs.benchmark import CASE_CHOICES, BenchmarkConfig
+from hw5jax.configs.benchmark import CASE_CHOICES, QUICK_GRID_SIZES, BenchmarkConfig
 
 CASES = BenchmarkConfig().cases  # what runs when no cases are named
 
@@ -69,11 +69,35 @@ def test_quick_run_writes_the_contract_and_both_sides_agree(tmp_path, capsys):
     for case, r in results["cases"].items():
         assert r["hw5jax_s"] > 0 and r["torch_s"] > 0, case
         assert r["ratio"] == pytest.approx(r["torch_s"] / r["hw5jax_s"])
-        paired = [t / j for j, t in zip(r["hw5jax_all_s"], r["torch_all_s"], strict=True)]
-        assert r["ratio_range"] == pytest.approx([min(paired), max(paired)])
         assert results["compile_s"][case] >= 0
         assert results["achieved_gflops"][case]["hw5jax"] > 0
+        if case in ("sweep", "grid_scaling"):  # their own contracts, below
+            continue
+        paired = [t / j for j, t in zip(r["hw5jax_all_s"], r["torch_all_s"], strict=True)]
+        assert r["ratio_range"] == pytest.approx([min(paired), max(paired)])
     assert results["peak_matmul_gflops"] > 0 and results["peak_rss_mib"] > 0
+    assert results["device"] == "cpu" and results["gpu_names"] is None
+    assert results["conv"] in ("xla", "onednn")
+
+    # Grid scaling: every quick size, per run-epoch; the headline is the largest size.
+    g = results["cases"]["grid_scaling"]
+    assert sorted(g["sizes"], key=int) == [str(n) for n in QUICK_GRID_SIZES]
+    assert g["target_size"] == max(QUICK_GRID_SIZES) and g["figure"] == "grid_scaling.png"
+    assert (out / "grid_scaling.png").is_file()
+    for size, row in g["sizes"].items():
+        assert row["ratio"] == pytest.approx(row["torch_run_epoch_s"] / row["hw5jax_run_epoch_s"])
+        assert row["hw5jax_run_epoch_s"] == pytest.approx(row["hw5jax_epoch_s"] / int(size))
+        assert row["limit_run_epoch_s"] > 0
+    # The sweep: its run is gone, its results kept; every optimizer's final models tested
+    # on both sides.
+    s = results["cases"]["sweep"]
+    assert not (out / "sweep_run").exists() and (out / s["sweep_results"]).is_file()
+    assert s["runs"] >= s["tested_runs"] > 0 and s["compile_s"] <= s["hw5jax_s"]
+    for name, o in s["optimizers"].items():
+        assert o["hw5jax_test_accuracy_mean"] is not None, name
+        assert len(o["torch_test_accuracy"]) == len(json.loads(
+            (out / s["sweep_results"]).read_text()
+        )["seeds"]), name
     row = next(
         line
         for line in (out / "table.md").read_text().splitlines()

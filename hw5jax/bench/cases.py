@@ -4,8 +4,10 @@ is adding an entry to `REGISTRY`.
 
 The PyTorch side is the homework's loop: eager, `torch.optim`, a shuffled index loop over
 in-memory float tensors, batch 128. The hw5jax side is `Trainer.epoch_jit` (one scanned,
-compiled epoch) or, for the grid, `Trainer.epoch_shared` (one vmapped program, the runs
-sharing every batch, sharded over the devices: how `fit_grid` trains a tuning grid).
+compiled epoch) or, for the grids, `Trainer.epoch_shared` (one vmapped program, the runs
+sharing every batch, sharded over the devices: how `fit_grid` trains a tuning grid). Two
+cases live in their own modules: `grid_scaling` (`hw5jax.bench.scaling`) and the optimizer
+sweep end to end, `sweep` (`hw5jax.bench.sweep`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from hw5jax.bench.device import synced
 from hw5jax.bench.formulations import run_formulations
 from hw5jax.bench.networks import (
     BATCH,
@@ -30,28 +33,14 @@ from hw5jax.bench.networks import (
     init_state,
 )
 from hw5jax.bench.parity import numpy_params, parity
+from hw5jax.bench.plan import Plan
+from hw5jax.bench.scaling import measure_grid_scaling
+from hw5jax.bench.sweep import measure_sweep
 from hw5jax.bench.timing import block, compare, timed
 from hw5jax.core.sharding import runs_mesh, shard_runs
 from hw5jax.reference.pytorch import torch_epoch, torch_optimizer, torch_tensors
 
 GRID_RATES = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
-
-
-@dataclass(frozen=True)
-class Plan:
-    """How much of every case runs: `repeats` timed epochs per side, `steps` steps per
-    epoch (None: all the data). `quick`: a smoke run, each network's few quick steps and one
-    untimed PyTorch warm-up step."""
-
-    repeats: int
-    steps: int | None = None
-    quick: bool = False
-
-    def warmup(self, network: Network) -> int:
-        return 1 if self.quick else network.warmup_steps
-
-    def steps_for(self, network: Network) -> int | None:
-        return network.quick_steps if self.quick else self.steps
 
 
 # (case, torch or None, images, labels, plan) -> the case's measurements
@@ -62,8 +51,10 @@ Measure = Callable[["Case", Any, np.ndarray, np.ndarray, Plan], dict[str, Any]]
 class Case:
     """One entry of the benchmark. `target`: the PyTorch s / hw5jax s to reach; None marks a
     probe (hw5jax only; its results go under its own name, not with the compared cases).
-    `runs`: training runs in one epoch (its work is `runs` times the network's). `default`:
-    run when no cases are named."""
+    `runs`: training runs in one epoch (its work is `runs` times the network's; a measurement
+    may say otherwise with "run_epochs"). `default`: run when no cases are named.
+    `own_data`: the case loads its own data (the sweep: all three splits), and reports its
+    own "steps" per epoch."""
 
     name: str
     network: Network
@@ -72,6 +63,7 @@ class Case:
     target: float | None = None
     runs: int = 1
     default: bool = True
+    own_data: bool = False
 
     @property
     def is_probe(self) -> bool:
@@ -110,12 +102,15 @@ def measure_single(
             labels,
             network.parity_steps,
             nchw=network.nchw,
+            device=plan.device,
         )
-        model = network.torch_model(torch, start)
+        model = network.torch_model(torch, start).to(plan.device)
         opt = torch_optimizer(torch, case.optimizer, model, lr)
-        tx, ty = torch_tensors(torch, images, labels, nchw=network.nchw)
+        tx, ty = torch_tensors(torch, images, labels, nchw=network.nchw, device=plan.device)
         torch_epoch(torch, model, opt, tx, ty, steps=plan.warmup(network))  # untimed
-        torch_run = functools.partial(torch_epoch, torch, model, opt, tx, ty)
+        torch_run = synced(
+            torch, plan.device, functools.partial(torch_epoch, torch, model, opt, tx, ty)
+        )
     return {**result, **compare(jax_epoch, torch_run, plan.repeats, case.name, first)}
 
 
@@ -143,16 +138,18 @@ def measure_grid(
 
     torch_run = None
     if torch is not None:
-        tx, ty = torch_tensors(torch, images, labels, nchw=network.nchw)
+        tx, ty = torch_tensors(torch, images, labels, nchw=network.nchw, device=plan.device)
         runs = []
         for lr in GRID_RATES:
-            model = network.torch_model(torch, start)
+            model = network.torch_model(torch, start).to(plan.device)
             runs.append((model, torch_optimizer(torch, case.optimizer, model, lr)))
         torch_epoch(torch, *runs[0], tx, ty, steps=plan.warmup(network))
 
-        def torch_run():
+        def one_after_another():
             for model, opt in runs:  # the homework's way: one run after another
                 torch_epoch(torch, model, opt, tx, ty)
+
+        torch_run = synced(torch, plan.device, one_after_another)
 
     return {
         "learning_rates": list(GRID_RATES),
@@ -184,7 +181,12 @@ REGISTRY: dict[str, Case] = {
             runs=len(GRID_RATES),
         ),
         # the homework CNN (Problem 5.2) with Adam, one epoch
-        Case("cnn_epoch", CNN_NETWORK, measure_single, "adam", target=1.5),
+        Case("cnn_epoch", CNN_NETWORK, measure_single, "adam", target=1.2),
+        # one epoch per run of SGD grids of 1..64 learning rates, per run-epoch
+        Case("grid_scaling", MLP_NETWORK, measure_grid_scaling, "sgd", target=4.0),
+        # the optimizer sweep end to end (python -m experiments.optim_sweep) against its runs
+        # trained one after another in PyTorch
+        Case("sweep", MLP_NETWORK, measure_sweep, "all", target=3.0, own_data=True),
         # the CNN epoch with each way of writing its convolutions and pooling in JAX
         Case("cnn_formulations", CNN_NETWORK, measure_formulations, "adam", default=False),
     )

@@ -17,6 +17,7 @@ from hw5jax import data as mnist_data
 from hw5jax.core.optim import full_hparams
 from hw5jax.core.train import Trainer
 from hw5jax.errors import ConfigError
+from hw5jax.kernels.conv import resolve
 from hw5jax.models.cnn import CNN
 from hw5jax.models.mlp import MLP
 from hw5jax.reference.pytorch import torch_cnn, torch_mlp
@@ -58,12 +59,21 @@ def mlp_trainer(optimizer: str) -> Trainer:
     )
 
 
+@functools.cache
+def cnn_conv() -> str:
+    """The convolutions the benchmark's CNN runs: `--conv auto`'s choice (oneDNN on the CPU
+    when built, else XLA's), decided once per process."""
+    return resolve("auto")
+
+
 def cnn_trainer(
     optimizer: str = "adam", model_fn: Callable[..., nnx.Module] | None = None
 ) -> Trainer:
-    """hw5jax's side of the homework CNN (Problem 5.2), or of `model_fn` (one of its
-    formulations)."""
-    model_fn = model_fn or functools.partial(CNN, CNN_CHANNELS, CNN_HIDDEN, kernel_size=KERNEL)
+    """hw5jax's side of the homework CNN (Problem 5.2) with `cnn_conv()`'s convolutions, or of
+    `model_fn` (one of its formulations)."""
+    model_fn = model_fn or functools.partial(
+        CNN, CNN_CHANNELS, CNN_HIDDEN, kernel_size=KERNEL, conv=cnn_conv()
+    )
     return Trainer(model_fn, optimizer, batch_size=BATCH)
 
 

@@ -40,21 +40,26 @@ def parity(
     labels: np.ndarray,
     steps: int,
     nchw: bool,
+    device: str = "cpu",
 ) -> dict[str, Any]:
     """Both sides from the same weights over the same `steps` batches (hw5jax's shuffle):
-    mean training cost of each, and the largest |difference| of any parameter after."""
+    mean training cost of each, and the largest |difference| of any parameter after.
+    `device`: where the PyTorch side runs."""
     x, y = images[: steps * BATCH], labels[: steps * BATCH]
     state = init_state(trainer, learning_rate)
     start = numpy_params(state)
     order = epoch_order(state, len(y))
-    grad_diff = gradient_parity(torch, trainer, state, make_torch, x[order[0]], y[order[0]], nchw)
+    grad_diff = gradient_parity(
+        torch, trainer, state, make_torch, x[order[0]], y[order[0]], nchw, device
+    )
     state, metrics = trainer.epoch_jit(state, jnp.asarray(x), jnp.asarray(y))
     end = numpy_params(state)
-    model = make_torch(torch, start)
+    model = make_torch(torch, start).to(device)
     opt = torch_optimizer(torch, trainer.optimizer, model, learning_rate)
-    tx, ty = torch_tensors(torch, x, y, nchw)
-    torch_cost = torch_epoch(torch, model, opt, tx, ty, order=torch.from_numpy(order))
-    torch_end = {k: v.detach().numpy() for k, v in model.state_dict().items()}
+    tx, ty = torch_tensors(torch, x, y, nchw, device=device)
+    order_t = torch.from_numpy(order).to(device)
+    torch_cost = torch_epoch(torch, model, opt, tx, ty, order=order_t)
+    torch_end = {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}
     ref = make_torch(torch, end).state_dict()
     diff = max(float(np.max(np.abs(torch_end[k] - ref[k].numpy()))) for k in torch_end)
     scale = max(float(np.max(np.abs(ref[k].numpy()))) for k in ref)
@@ -76,9 +81,11 @@ def gradient_parity(
     images: np.ndarray,
     labels: np.ndarray,
     nchw: bool,
+    device: str = "cpu",
 ) -> float:
     """Largest |torch grad - hw5jax grad| / max |hw5jax grad| over the parameters, on one
-    batch from the same weights: the two sides compute the same function and derivative."""
+    batch from the same weights: the two sides compute the same function and derivative
+    (PyTorch's on `device`)."""
     x = jnp.asarray(images).astype(jnp.float32) / 255.0
 
     def cost(params):
@@ -87,14 +94,14 @@ def gradient_parity(
         )[0]
 
     grads = jax.tree.map(np.asarray, nnx.to_pure_dict(jax.grad(cost)(state["params"])))
-    model = make_torch(torch, numpy_params(state))
-    tx, ty = torch_tensors(torch, images, labels, nchw)
+    model = make_torch(torch, numpy_params(state)).to(device)
+    tx, ty = torch_tensors(torch, images, labels, nchw, device=device)
     torch.nn.functional.cross_entropy(model(tx), ty).backward()
     # The jax gradients in torch's layout: the same conversion as the weights.
     ref = make_torch(torch, grads).state_dict()
     return max(
         float(
-            np.max(np.abs(p.grad.numpy() - ref[k].numpy()))
+            np.max(np.abs(p.grad.cpu().numpy() - ref[k].numpy()))
             / (np.max(np.abs(ref[k].numpy())) + 1e-30)
         )
         for k, p in model.named_parameters()

@@ -1,6 +1,7 @@
 """Runs the named cases of `hw5jax.bench.cases.REGISTRY` into the benchmark's results: per
 case its measurements, compile time, work and achieved GFLOP/s; the probes under their own
-names; the machine (devices, versions, matmul peak, peak RSS).
+names; the machine (the device asked for and its GPUs' names, JAX devices, versions, matmul
+peak, peak RSS).
 """
 
 from __future__ import annotations
@@ -13,10 +14,13 @@ from typing import Any
 import jax
 import numpy as np
 
-from hw5jax.bench.cases import REGISTRY, Case, Plan
-from hw5jax.bench.networks import BATCH
+from hw5jax.bench.cases import REGISTRY, Case
+from hw5jax.bench.device import Device
+from hw5jax.bench.networks import BATCH, CNN_NETWORK, cnn_conv
+from hw5jax.bench.plan import Plan
 from hw5jax.bench.timing import MATMUL_SIZE, achieved_gflops, peak_matmul_gflops, peak_rss_mib
 from hw5jax.errors import ConfigError
+from hw5jax.kernels.conv import onednn_version
 from hw5jax.reference.pytorch import TORCH_INSTALL
 
 QUICK_MATMUL_SIZE = 1024
@@ -46,24 +50,30 @@ def run_benchmark(
     labels: np.ndarray,
     source: str,
     plan: Plan,
+    device: Device | None = None,
 ) -> dict[str, Any]:
     """The cases `names` (keys of `REGISTRY`, in that order; the probes after the compared
-    cases) on `images`, `labels` (from `source`); `torch` None skips the PyTorch side.
-    Returns the results, all but the wall time."""
+    cases) on `images`, `labels` (from `source`); `torch` None skips the PyTorch side;
+    `device`: where both sides run (recorded; default the CPU). Returns the results, all but
+    the wall time."""
+    device = device or Device("cpu", "cpu")
     cases: dict[str, Any] = {}
     flops: dict[str, int] = {}
     probes: list[tuple[Case, np.ndarray, np.ndarray]] = []
     for name in names:
         case = REGISTRY[name]
-        x, y = case_data(case, images, labels, plan)
+        x, y = (images, labels) if case.own_data else case_data(case, images, labels, plan)
         steps = len(y) // BATCH
-        print(f"{name}: {steps} steps of {BATCH}", file=sys.stderr)
+        print(
+            f"{name}: {'its own data' if case.own_data else f'{steps} steps of {BATCH}'}",
+            file=sys.stderr,
+        )
         if case.is_probe:
             probes.append((case, x, y))
             continue
         cases[name] = case.measure(case, torch, x, y, plan)
-        cases[name]["steps"] = steps
-        flops[name] = case.epoch_flops(steps)
+        steps = cases[name].setdefault("steps", steps)
+        flops[name] = case.epoch_flops(steps) * cases[name].get("run_epochs", 1)
 
     results: dict[str, Any] = {
         "experiment": "benchmark",
@@ -71,12 +81,15 @@ def run_benchmark(
         "data": source,
         "repeats": plan.repeats,
         "batch_size": BATCH,
+        **device.record(),
         "cpu_count": os.cpu_count(),
         "devices": jax.device_count(),
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
         "jax": jax.__version__,
         "torch": torch.__version__ if torch is not None else None,
         "torch_threads": torch.get_num_threads() if torch is not None else None,
+        "conv": cnn_conv() if any(REGISTRY[n].network is CNN_NETWORK for n in names) else None,
+        "onednn": onednn_version(),
         "compile_note": (
             "--quick: the persistent compilation cache may have served these"
             if plan.quick
@@ -95,7 +108,7 @@ def run_benchmark(
     for case, x, y in probes:
         results[case.name] = case.measure(case, torch, x, y, plan)
     size = QUICK_MATMUL_SIZE if plan.quick else MATMUL_SIZE
-    peak = peak_matmul_gflops(torch, repeats=1 if plan.quick else 5, size=size)
+    peak = peak_matmul_gflops(torch, repeats=1 if plan.quick else 5, size=size, device=plan.device)
     results["peak_matmul_gflops"] = peak["jax"]
     results["matmul_size"] = size
     results["peak_matmul_gflops_torch"] = peak.get("torch")

@@ -15,6 +15,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from hw5jax.bench.device import synced
+
 MATMUL_SIZE = 4096
 
 
@@ -77,9 +79,11 @@ def achieved_gflops(flops: int, timing: dict[str, Any]) -> dict[str, float | Non
     }
 
 
-def peak_matmul_gflops(torch: Any, repeats: int = 5, size: int = MATMUL_SIZE) -> dict[str, Any]:
+def peak_matmul_gflops(
+    torch: Any, repeats: int = 5, size: int = MATMUL_SIZE, device: str = "cpu"
+) -> dict[str, Any]:
     """GFLOP/s of a size x size float32 matmul (2 size^3 flops): best of `repeats`, for jax
-    and (if `torch` is not None) for torch."""
+    (its default device) and (if `torch` is not None) for torch on `device`."""
     a = jax.random.normal(jax.random.PRNGKey(0), (size, size), jnp.float32)
     b = jax.random.normal(jax.random.PRNGKey(1), (size, size), jnp.float32)
     matmul = jax.jit(jnp.dot)
@@ -87,9 +91,11 @@ def peak_matmul_gflops(torch: Any, repeats: int = 5, size: int = MATMUL_SIZE) ->
     flops = 2 * size**3
     out = {"jax": flops / min(timed(lambda: block(matmul(a, b))) for _ in range(repeats)) / 1e9}
     if torch is not None:
-        ta, tb = torch.from_numpy(np.array(a)), torch.from_numpy(np.array(b))  # writable
-        ta @ tb
-        out["torch"] = flops / min(timed(lambda: ta @ tb) for _ in range(repeats)) / 1e9
+        ta = torch.from_numpy(np.array(a)).to(device)  # np.array: writable
+        tb = torch.from_numpy(np.array(b)).to(device)
+        product = synced(torch, device, lambda: ta @ tb)
+        product()
+        out["torch"] = flops / min(timed(product) for _ in range(repeats)) / 1e9
     return out
 
 

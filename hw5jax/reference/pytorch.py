@@ -102,14 +102,16 @@ def torch_epoch(
     steps=None,
     batch_size: int = 128,
     drop_last: bool = True,
+    scheduler=None,
 ) -> float:
     """The homework's epoch: shuffle indices, slice a batch of in-memory tensors, step.
     `order` (int[steps, batch]) replaces the shuffle (parity checks). `drop_last=False` also
-    trains on the last, short batch (what a `DataLoader(shuffle=True)` does). Returns the
-    mean cost over the steps."""
+    trains on the last, short batch (what a `DataLoader(shuffle=True)` does). `scheduler`
+    (a `torch.optim.lr_scheduler`) is stepped after every optimizer step. The shuffle is
+    drawn on the images' device. Returns the mean cost over the steps."""
     loss_fn = torch.nn.functional.cross_entropy
     if order is None:
-        perm = torch.randperm(images.shape[0])
+        perm = torch.randperm(images.shape[0], device=images.device)
         if drop_last:
             full = images.shape[0] // batch_size
             steps = full if steps is None else min(steps, full)
@@ -124,6 +126,8 @@ def torch_epoch(
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
         total += loss.item()
     return total / len(order)
 
@@ -143,16 +147,22 @@ def torch_accuracy(torch, model, images, labels, batch_size: int = 1000) -> floa
 
 
 def torch_tensors(
-    torch, images: np.ndarray, labels: np.ndarray, nchw: bool, normalize: bool = False
+    torch,
+    images: np.ndarray,
+    labels: np.ndarray,
+    nchw: bool,
+    normalize: bool = False,
+    device: str = "cpu",
 ):
     """uint8 NHWC -> float32 in [0, 1] (NCHW for the CNN, flat for the MLP), int64 labels: the
     homework keeps its data in memory as float tensors, converted once. `normalize`:
-    standardised with MNIST's mean and std, as `transforms.Normalize((0.1307,), (0.3081,))`."""
+    standardised with MNIST's mean and std, as `transforms.Normalize((0.1307,), (0.3081,))`.
+    `device`: where the tensors live (e.g. "cuda")."""
     x = torch.from_numpy(images.astype(np.float32) / 255.0)
     if normalize:
         x = (x - MNIST_MEAN) / MNIST_STD
     x = x.permute(0, 3, 1, 2).contiguous() if nchw else x.reshape(len(x), -1)
-    return x, torch.from_numpy(labels.astype(np.int64))
+    return x.to(device), torch.from_numpy(labels.astype(np.int64)).to(device)
 
 
 def train_cnn(torch, hp: dict[str, Any], data, seed: int, on_epoch) -> dict[str, Any]:
