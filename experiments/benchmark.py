@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> None:
             jax.config.update("jax_platforms", "cpu")
     # Compile time is part of what is measured: no reuse of a previous run's programs
     # (except in a --quick smoke run, whose times mean nothing).
-    cache = jax.config.jax_enable_compilation_cache
+    cache = bool(jax.config.values["jax_enable_compilation_cache"])
     jax.config.update("jax_enable_compilation_cache", config.quick and cache)
     try:
         results = run(config)
