@@ -176,7 +176,8 @@ def build_parser(
             type=_comma_separated(item) if is_tuple else item,
             default=default,
             metavar=f.metadata.get("metavar", f.name.upper()),
-            help=f"{help_text} (default: {shown})",
+            # a help text that says its default itself (a None meaning "the other option's")
+            help=help_text if "(default:" in help_text else f"{help_text} (default: {shown})",
         )
     return parser
 

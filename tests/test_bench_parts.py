@@ -197,3 +197,13 @@ def test_synthetic_splits_load_like_mnist(tmp_path):
     assert [len(s.labels) for s in (train, val, test)] == [64, 16, 8]
     assert train.images.shape == (64, 28, 28, 1) and train.images.dtype == np.uint8
     assert set(np.unique(np.concatenate([s.labels for s in (train, val, test)]))) <= set(range(10))
+
+
+def test_an_option_whose_help_names_its_default_says_it_once():
+    from hw5jax.cli import build_parser
+    from hw5jax.configs.benchmark import BenchmarkConfig
+
+    text = " ".join(build_parser(BenchmarkConfig).format_help().split())
+    assert "(default: the sweep's own, 30; as `optim_sweep --epochs N`) --quick" in text
+    assert "(default: None)" not in text
+    assert "(default: 1,2,4,8,16,32,64)" in text  # the others keep theirs

@@ -27,7 +27,7 @@ class BenchmarkConfig:
     """
 
     out: str | None = option(
-        None, "output directory (default runs/benchmark/<UTC time>)", metavar="DIR"
+        None, "output directory (default: runs/benchmark/<UTC time>)", metavar="DIR"
     )
     repeats: int = option(5, "timed epochs per side; medians reported", minimum=1)
     # Not `choices=`: that checks one value, this is a list (checked in __post_init__).

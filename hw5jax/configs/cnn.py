@@ -75,12 +75,13 @@ TRAIN_ON_HELP = (
 QUICK_HELP = "smoke run: 2,000 training images, 1 epoch, 1 seed"
 CONV_HELP = (
     "the convolutions: xla (im2col + matmul) | onednn (hw5jax.kernels, built by `make setup`) | "
-    "auto (onednn where built, else xla; the default); the same parameters and numbers to 1e-5"
+    "auto (onednn where built, else xla); the same parameters and numbers to 1e-5 "
+    "(default: auto)"
 )
 
 
 def _out(experiment: str) -> Any:
-    return option(None, f"output directory (default runs/{experiment}/<UTC time>)", metavar="DIR")
+    return option(None, f"output directory (default: runs/{experiment}/<UTC time>)", metavar="DIR")
 
 
 def _override(

@@ -70,7 +70,7 @@ class CommonConfig:
     out: str | None = field(
         default=None,
         metadata={
-            "help": "output directory (default runs/<experiment>/<UTC time>)",
+            "help": "output directory (default: runs/<experiment>/<UTC time>)",
             "metavar": "DIR",
         },
     )

@@ -25,7 +25,7 @@ class ReportConfig:
     runs: tuple[str, ...] = field(default=(), metadata={"cli": False})
     promote: tuple[str, ...] = field(default=(), metadata={"cli": False})
     out: str | None = option(
-        None, "output directory (default runs/report/<UTC time>)", metavar="DIR"
+        None, "output directory (default: runs/report/<UTC time>)", metavar="DIR"
     )
     pdf: bool = option(False, "also print OUT/report.pdf with headless Chromium")
     strict: bool = option(False, "refuse to render while an experiment is not run")

@@ -32,7 +32,7 @@ class TheoryConfig:
     """
 
     out: str | None = option(
-        None, "output directory (default runs/theory_checks/<UTC timestamp>/)", metavar="DIR"
+        None, "output directory (default: runs/theory_checks/<UTC timestamp>/)", metavar="DIR"
     )
     data: str = option("auto", "MNIST source for 1.2 and 2.3 (MLP)", metavar="SOURCE")
     l2_epochs: int = option(
