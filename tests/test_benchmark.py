@@ -95,9 +95,9 @@ def test_quick_run_writes_the_contract_and_both_sides_agree(tmp_path, capsys):
     assert s["runs"] >= s["tested_runs"] > 0 and s["compile_s"] <= s["hw5jax_s"]
     for name, o in s["optimizers"].items():
         assert o["hw5jax_test_accuracy_mean"] is not None, name
-        assert len(o["torch_test_accuracy"]) == len(json.loads(
-            (out / s["sweep_results"]).read_text()
-        )["seeds"]), name
+        assert len(o["torch_test_accuracy"]) == len(
+            json.loads((out / s["sweep_results"]).read_text())["seeds"]
+        ), name
     row = next(
         line
         for line in (out / "table.md").read_text().splitlines()

@@ -156,10 +156,14 @@ def per_run_epoch(
     (one run-epoch at `peak` GFLOP/s)."""
     hw = timing["hw5jax_s"] / size
     th = timing["torch_s"] / torch_runs if timing["torch_s"] else None
-    paired = [
-        (t / torch_runs) / (j / size)
-        for j, t in zip(timing["hw5jax_all_s"], timing["torch_all_s"], strict=True)
-    ]
+    paired = (
+        [
+            (t / torch_runs) / (j / size)
+            for j, t in zip(timing["hw5jax_all_s"], timing["torch_all_s"], strict=True)
+        ]
+        if timing["torch_all_s"]
+        else []
+    )
     return {
         "runs": size,
         "hw5jax_epoch_s": timing["hw5jax_s"],

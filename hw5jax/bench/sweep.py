@@ -224,7 +224,12 @@ def torch_sweep(
     steps = len(y) // batch
     weight_decay = float(results["lam"]) / len(y)
     tested: dict[str, list[float]] = {}
-    for run in runs:
+    for i, run in enumerate(runs, 1):
+        print(
+            f"sweep (PyTorch): run {i}/{len(runs)}, {run.optimizer} {run.stage} seed "
+            f"{run.seed}, {run.epochs} epoch(s), {time.perf_counter() - start:.0f} s so far",
+            file=sys.stderr,
+        )
         torch.manual_seed(run.seed)
         model = sweep_mlp(torch, model_record["layers"], model_record["activation"]).to(device)
         opt = sweep_optimizer(torch, run.optimizer, dict(run.hparams), model, weight_decay)
