@@ -166,3 +166,21 @@ def test_an_unknown_block_is_refused(tmp_path):
     page.write_text("<!-- results:nope -->\n<!-- /results:nope -->\n")
     with pytest.raises(ConfigError, match="unknown results block 'nope'"):
         blocks.refresh(results.load_set(FIXTURE), [page])
+
+
+def test_the_speed_block_says_which_targets_are_met(tmp_path):
+    root = tmp_path / "results"
+    shutil.copytree(FIXTURE, root)
+    text = blocks.speed(results.load_set(root))
+    row = next(line for line in text.splitlines() if line.startswith("| a CNN epoch, Adam |"))
+    cnn = json.loads((FIXTURE / "benchmark" / "results.json").read_text())["cases"]["cnn_epoch"]
+    assert row == f"| a CNN epoch, Adam | {cnn['ratio']:.2f}× | ≥ 1.2 (missed) |"
+    assert "| an MLP epoch, SGD |" in text and "(met) |" in text
+    # A wrong claim: the CNN said to beat its target; the block follows the file, not the claim.
+    bench = root / "benchmark" / "results.json"
+    record = json.loads(bench.read_text())
+    record["cases"]["cnn_epoch"]["ratio"] = 1.25
+    bench.write_text(json.dumps(record))
+    assert "| a CNN epoch, Adam | 1.25× | ≥ 1.2 (met) |" in blocks.speed(results.load_set(root))
+    shutil.rmtree(root / "benchmark")
+    assert blocks.speed(results.load_set(root)).startswith("Not run: `python -m experiments.bench")

@@ -6,7 +6,8 @@
 
 and `refresh` rewrites every block from the results set, `stale` lists the blocks that differ
 from it (a test fails on any). NAME is one of BLOCKS: "glance" (the README's results at a
-glance) or an entry of `results/` (its table.md and provenance).
+glance), "speed" (the README's benchmark ratios) or an entry of `results/` (its table.md and
+provenance).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from hw5jax.bench.cases import REGISTRY
 from hw5jax.errors import ConfigError
 from hw5jax.pipelines import answers
 from hw5jax.pipelines.report import build_sections
@@ -98,6 +100,40 @@ def glance(found: answers.Found) -> str:
     )
 
 
+# The README's words for each benchmark case (its cases not named here keep their names).
+CASE_WORDS = {
+    "mlp_epoch_sgd": "an MLP epoch, SGD",
+    "mlp_epoch_adam": "an MLP epoch, Adam",
+    "grid8_mlp_epoch": "an epoch of 8 SGD learning rates",
+    "cnn_epoch": "a CNN epoch, Adam",
+    "grid_scaling": "an SGD grid of {target_size}, per run-epoch",
+    "sweep": "the optimizer sweep, end to end",
+}
+
+
+def speed(found: answers.Found) -> str:
+    """The README's speed table: each benchmark case's ratio (PyTorch s / hw5jax s) against
+    its target, from results/benchmark."""
+    result = found["benchmark"]
+    if result is None:
+        return f"Not run: `{BY_NAME['benchmark'].command}` (then `make docs`).\n"
+    r = result.results
+    rows = ["| hw5jax against the homework's PyTorch loop | ratio | target |", "|---|---|---|"]
+    for name, case in r["cases"].items():
+        words = CASE_WORDS.get(name, name).format(**case)
+        target = REGISTRY[name].target if name in REGISTRY else None
+        ratio = case.get("ratio")
+        verdict = "—" if ratio is None or target is None else "met" if ratio >= target else "missed"
+        cells = [f"{ratio:.2f}×" if ratio is not None else "—", f"≥ {target} ({verdict})"]
+        rows.append(f"| {words} | " + " | ".join(cells) + " |")
+    device = "the GPU" if r.get("device") == "gpu" else f"{r.get('cpu_count')} CPU cores"
+    return (
+        "\n".join(rows)
+        + f"\n\nOn {device} ({result.provenance.get('cpu')}); details in "
+        + f"[performance](docs/performance.md). {_provenance(result)}\n"
+    )
+
+
 # The docs page of each problem (Problems 1, 2 and 5.1 are the theory page's).
 PAGE_OF = {"3.1": "optimizers", "3.2": "batchnorm", "4": "alexnet", "5.2": "cnn"}
 
@@ -109,6 +145,7 @@ def _link(problem: str) -> str:
 
 BLOCKS: dict[str, Callable[[answers.Found], str]] = {
     "glance": glance,
+    "speed": speed,
     **{name: entry_block(name) for name in BY_NAME},
 }
 
