@@ -174,13 +174,19 @@ def test_the_speed_block_says_which_targets_are_met(tmp_path):
     text = blocks.speed(results.load_set(root))
     row = next(line for line in text.splitlines() if line.startswith("| a CNN epoch, Adam |"))
     cnn = json.loads((FIXTURE / "benchmark" / "results.json").read_text())["cases"]["cnn_epoch"]
-    assert row == f"| a CNN epoch, Adam | {cnn['ratio']:.2f}× | ≥ 1.2 (missed) |"
+    low, high = cnn["ratio_range"]
+    assert (
+        row
+        == f"| a CNN epoch, Adam | {cnn['ratio']:.2f}× | {low:.2f}–{high:.2f} | ≥ 1.2 (missed) |"
+    )
     assert "| an MLP epoch, SGD |" in text and "(met) |" in text
     # A wrong claim: the CNN said to beat its target; the block follows the file, not the claim.
     bench = root / "benchmark" / "results.json"
     record = json.loads(bench.read_text())
     record["cases"]["cnn_epoch"]["ratio"] = 1.25
     bench.write_text(json.dumps(record))
-    assert "| a CNN epoch, Adam | 1.25× | ≥ 1.2 (met) |" in blocks.speed(results.load_set(root))
+    assert f"| a CNN epoch, Adam | 1.25× | {low:.2f}–{high:.2f} | ≥ 1.2 (met) |" in blocks.speed(
+        results.load_set(root)
+    )
     shutil.rmtree(root / "benchmark")
     assert blocks.speed(results.load_set(root)).startswith("Not run: `python -m experiments.bench")

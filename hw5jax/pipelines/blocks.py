@@ -118,18 +118,27 @@ def speed(found: answers.Found) -> str:
     if result is None:
         return f"Not run: `{BY_NAME['benchmark'].command}` (then `make docs`).\n"
     r = result.results
-    rows = ["| hw5jax against the homework's PyTorch loop | ratio | target |", "|---|---|---|"]
+    rows = [
+        "| hw5jax against the homework's PyTorch loop | ratio | per repeat | target |",
+        "|---|---|---|---|",
+    ]
     for name, case in r["cases"].items():
         words = CASE_WORDS.get(name, name).format(**case)
         target = REGISTRY[name].target if name in REGISTRY else None
         ratio = case.get("ratio")
         verdict = "—" if ratio is None or target is None else "met" if ratio >= target else "missed"
-        cells = [f"{ratio:.2f}×" if ratio is not None else "—", f"≥ {target} ({verdict})"]
+        spread = case.get("ratio_range")
+        cells = [
+            f"{ratio:.2f}×" if ratio is not None else "—",
+            f"{spread[0]:.2f}–{spread[1]:.2f}" if spread else "one run",
+            f"≥ {target} ({verdict})",
+        ]
         rows.append(f"| {words} | " + " | ".join(cells) + " |")
     device = "the GPU" if r.get("device") == "gpu" else f"{r.get('cpu_count')} CPU cores"
     return (
         "\n".join(rows)
-        + f"\n\nOn {device} ({result.provenance.get('cpu')}); details in "
+        + f"\n\nOn {device} ({result.provenance.get('cpu')}); the verdict is the median's. "
+        + "Timings on a shared machine move from run to run; other runs and the reasons are in "
         + f"[performance](docs/performance.md). {_provenance(result)}\n"
     )
 
