@@ -231,3 +231,22 @@ def test_without_a_compiler_the_build_is_skipped_in_one_line(tmp_path, monkeypat
     monkeypatch.setattr("sys.argv", ["build"])
     assert kbuild.main() == 0
     assert list(tmp_path.iterdir()) == []
+
+
+@needs_onednn
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (dict(rhs_dilation=(2, 2)), "only NHWC x HWIO, no dilation, one group"),
+        (dict(dimension_numbers=("NCHW", "OIHW", "NCHW")), "only NHWC x HWIO"),
+        (dict(dtype=jnp.bfloat16), "float32 only, not bfloat16 x bfloat16"),
+        (dict(window_strides=(0, 1)), "onednn_conv: strides (0, 1)"),
+        (dict(padding=((-1, 0), (0, 0))), "onednn_conv: strides (1, 1), padding"),
+    ],
+)
+def test_what_it_cannot_compute_is_a_one_line_error(change, message):
+    x = jnp.ones((2, 8, 8, 3), change.pop("dtype", jnp.float32))
+    w = jnp.ones((3, 3, 3, 4), x.dtype)
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")) as e:
+        onednn_conv(x, w, **change)
+    assert "\n" not in str(e.value)

@@ -200,10 +200,12 @@ def onednn_conv(
     if lhs.dtype != np.float32 or rhs.dtype != np.float32:
         raise ValueError(f"onednn_conv: float32 only, not {lhs.dtype} x {rhs.dtype}")
     strides = tuple(int(s) for s in window_strides)
+    if len(strides) != 2 or min(strides) < 1:
+        raise ValueError(f"onednn_conv: strides {strides}, padding {padding}")
     if isinstance(padding, str):
         padding = jax.lax.padtype_to_pads(lhs.shape[1:3], rhs.shape[:2], strides, padding)
     pads = tuple(int(p) for pair in padding for p in pair)
-    if len(pads) != 4 or min(pads) < 0 or min(strides) < 1 or len(strides) != 2:
+    if len(pads) != 4 or min(pads) < 0:
         raise ValueError(f"onednn_conv: strides {strides}, padding {padding}")
     return _conv(lhs, rhs, (*strides, *pads))
 
