@@ -80,6 +80,15 @@ def _torch_outputs(model, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return conv1, logits
 
 
+# Parity: the largest error relative to the largest output. Float32 sums of 363 (conv1) and
+# 4096 (fc) terms taken in another order than PyTorch's differ by a few sqrt(K) * 1.2e-7.
+CONV1_TOL, LOGITS_TOL = 5e-6, 2e-5
+
+
+def rel_err(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.abs(a - b).max() / np.abs(b).max())
+
+
 # Jitted: one compile per input shape costs less CPU than running op by op.
 _apply = jax.jit(alexnet.apply, static_argnames="names")
 
@@ -112,14 +121,13 @@ def test_parity_with_pytorch(reference, restored, photos, size, photo, cli_procs
     out = (size + 4 - 11) // 4 + 1
     assert conv1_j.shape == (1, out, out, 64)
     assert logits_j.shape == (1, 1000)
-    conv1_err = np.abs(conv1_j - conv1_t).max()
-    logits_err = np.abs(logits_j - logits_t).max()
+    conv1_err, logits_err = rel_err(conv1_j, conv1_t), rel_err(logits_j, logits_t)
     print(
-        f"size {size}: conv1 max abs err {conv1_err:.2e}, logits {logits_err:.2e} "
+        f"size {size}: conv1 rel err {conv1_err:.2e}, logits {logits_err:.2e} "
         f"(logits std {logits_t.std():.2f})"
     )
-    assert conv1_err <= 1e-5
-    assert logits_err <= 1e-4
+    assert conv1_err <= CONV1_TOL
+    assert logits_err <= LOGITS_TOL
     # The check means something only if the logits are not all alike (e.g. bias-dominated).
     assert logits_t.std() > 0.5
     assert np.argmax(logits_j) == np.argmax(logits_t)
@@ -134,8 +142,8 @@ def test_parity_batch_of_two(reference, restored, photos):
     x = np.stack([load_image(photos[p], 227, fit="pad") for p in ("grace_hopper", "coffee")])
     conv1_t, logits_t = _torch_outputs(model, x)
     conv1_j, logits_j = _jax_outputs(restored[0], x)
-    assert np.abs(conv1_j - conv1_t).max() <= 1e-5
-    assert np.abs(logits_j - logits_t).max() <= 1e-4
+    assert rel_err(conv1_j, conv1_t) <= CONV1_TOL
+    assert rel_err(logits_j, logits_t) <= LOGITS_TOL
 
 
 def test_fc6_permutation_matters(reference, restored, photos):
@@ -147,7 +155,7 @@ def test_fc6_permutation_matters(reference, restored, photos):
     x = load_image(photos["chelsea"], 227)[None]
     _, logits_t = _torch_outputs(model, x)
     _, logits_j = _jax_outputs(params, x)
-    assert np.abs(logits_j - logits_t).max() > 1e-2
+    assert rel_err(logits_j, logits_t) > 100 * LOGITS_TOL
 
 
 @pytest.mark.parametrize("size", [2, 7, 13])  # fewer rows than bins, overlapping, uneven
