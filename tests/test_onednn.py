@@ -68,14 +68,17 @@ def _network_shapes(channels, k=5, batch=8):
     return [((batch, 28, 28, 1), (k, k, 1, c1)), ((batch, 14, 14, c1), (k, k, c1, c2))]
 
 
-SHAPES = sorted(
+# The homework network's two convolutions in the fast tier; the other shapes in the long one.
+HOMEWORK_SHAPES = _network_shapes(RECIPES["homework"]["channels"])
+OTHER_SHAPES = sorted(
     {
-        *_network_shapes(RECIPES["homework"]["channels"]),
         *_network_shapes(RECIPES["best"]["channels"]),
         ((2, 7, 9, 3), (3, 3, 3, 5)),  # odd sizes
         ((1, 14, 14, 32), (5, 5, 32, 64)),  # batch 1
     }
+    - set(HOMEWORK_SHAPES)
 )
+SHAPES = [*HOMEWORK_SHAPES, *(pytest.param(*s, marks=pytest.mark.slow) for s in OTHER_SHAPES)]
 
 
 @needs_onednn
@@ -87,7 +90,12 @@ def test_output_and_both_gradients_equal_lax_conv(x_shape, w_shape):
 
 @needs_onednn
 @pytest.mark.parametrize(
-    "strides,padding", [((1, 1), "VALID"), ((1, 1), ((1, 2), (0, 1))), ((2, 1), "SAME")]
+    "strides,padding",
+    [
+        ((2, 1), "SAME"),
+        pytest.param((1, 1), "VALID", marks=pytest.mark.slow),
+        pytest.param((1, 1), ((1, 2), (0, 1)), marks=pytest.mark.slow),
+    ],
 )
 def test_other_paddings_and_strides_equal_lax_conv(strides, padding):
     errors = parity(onednn_conv, *operands((2, 9, 8, 3), (3, 5, 3, 4)), strides, padding)
@@ -120,7 +128,10 @@ def test_inside_a_scan_equals_lax_conv():
 
 
 @needs_onednn
-@pytest.mark.parametrize("in_axes", [(None, 0), (0, None), (0, 0)])
+@pytest.mark.parametrize(
+    "in_axes",
+    [(0, 0), *(pytest.param(a, marks=pytest.mark.slow) for a in ((None, 0), (0, None)))],
+)
 def test_under_vmap_equals_lax_conv(in_axes):
     """A stack of 3 kernels over one input, 3 inputs through one kernel, and both stacked;
     outputs and the gradients of a loss of the whole stack."""
