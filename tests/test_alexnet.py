@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from numerics import rel_err
 
 from hw5jax.alexnet import convert
 from hw5jax.alexnet.images import load_image
@@ -83,10 +84,6 @@ def _torch_outputs(model, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 # Parity: the largest error relative to the largest output. Float32 sums of 363 (conv1) and
 # 4096 (fc) terms taken in another order than PyTorch's differ by a few sqrt(K) * 1.2e-7.
 CONV1_TOL, LOGITS_TOL = 5e-6, 2e-5
-
-
-def rel_err(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.abs(a - b).max() / np.abs(b).max())
 
 
 # Jitted: one compile per input shape costs less CPU than running op by op.

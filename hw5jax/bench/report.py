@@ -12,6 +12,12 @@ def fmt(value: float | None, spec: str = ".2f", none: str = "—") -> str:
     return none if value is None else format(value, spec)
 
 
+def spread(case: dict[str, Any], none: str = "—") -> str:
+    """A case's lowest and highest per-repeat ratio ("2.27–2.88"), or `none` (one run)."""
+    low_high = case.get("ratio_range")
+    return none if not low_high else f"{low_high[0]:.2f}–{low_high[1]:.2f}"
+
+
 def table(results: dict[str, Any]) -> str:
     """One row per compared case, a paragraph on the machine and conditions, then the
     sweep's and the grid scaling's details and the CNN formulations' table, where they ran."""
@@ -22,13 +28,12 @@ def table(results: dict[str, Any]) -> str:
     ]
     for case, r in results["cases"].items():
         g = results["achieved_gflops"][case]
-        spread = r.get("ratio_range")
         label = f"{case} ({r['target_size']} runs)" if "target_size" in r else case
         lines.append(
             f"| {label} | "
             f"{r['steps']} | {r['hw5jax_s']:.3f} | {fmt(r['torch_s'], '.3f')} | "
             f"{fmt(r['ratio'])} (≥ {REGISTRY[case].target}) | "
-            f"{f'{spread[0]:.2f}–{spread[1]:.2f}' if spread else '—'} | "
+            f"{spread(r)} | "
             f"{results['compile_s'][case]:.2f} | {g['hw5jax']:.1f} | {fmt(g['torch'], '.1f')} |"
         )
     peak, size = results["peak_matmul_gflops"], results["matmul_size"]
@@ -124,11 +129,10 @@ def scaling_table(r: dict[str, Any]) -> list[str]:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for size, row in sorted(r["sizes"].items(), key=lambda item: int(item[0])):
-        spread = row["ratio_range"]
         lines.append(
             f"| {size} | {row['devices']} | {row['hw5jax_run_epoch_s']:.4f} | "
             f"{fmt(row['torch_run_epoch_s'], '.4f')} | {fmt(row['ratio'])} | "
-            f"{f'{spread[0]:.2f}–{spread[1]:.2f}' if spread else '—'} | "
+            f"{spread(row)} | "
             f"{row['hw5jax_gflops']:.1f} | {row['limit_run_epoch_s']:.4f} | "
             f"{row['compile_s']:.2f} |"
         )

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from hw5jax.bench.cases import REGISTRY
+from hw5jax.bench.report import spread
 from hw5jax.errors import ConfigError
 from hw5jax.pipelines import answers
 from hw5jax.pipelines.report import build_sections
@@ -127,10 +128,9 @@ def speed(found: answers.Found) -> str:
         target = REGISTRY[name].target if name in REGISTRY else None
         ratio = case.get("ratio")
         verdict = "—" if ratio is None or target is None else "met" if ratio >= target else "missed"
-        spread = case.get("ratio_range")
         cells = [
-            f"{ratio:.2f}×" if ratio is not None else "—",
-            f"{spread[0]:.2f}–{spread[1]:.2f}" if spread else "one run",
+            "—" if ratio is None else f"{ratio:.2f}×",
+            spread(case, none="one run"),
             f"≥ {target} ({verdict})",
         ]
         rows.append(f"| {words} | " + " | ".join(cells) + " |")
